@@ -1,0 +1,31 @@
+# rotor's two entry points: `make demo` and `make test`. Both start the local test
+# environment (tests/env/up.sh) themselves; `make env-down` stops it.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+ENV := source target/testenv/env.sh
+
+.PHONY: test lint unit env-up env-down integration crd
+
+## test: formatting and lint checks, unit tests, then integration tests against the local environment
+test: lint unit env-up integration
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+unit:
+	cargo test --lib --bins
+
+env-up:
+	tests/env/up.sh
+
+env-down:
+	tests/env/down.sh
+
+integration:
+	$(ENV) && cargo test --test '*' -- --test-threads=4
+
+## crd: regenerate crds/ from the Rust types
+crd:
+	cargo run --quiet -- crd > crds/secretrotations.rotor.dev.yaml
