@@ -1,0 +1,91 @@
+//! Cloud providers: one module per cloud, each behind a cargo feature, each implementing
+//! [`Rotator`]. This module picks the provider a `SecretRotation` names and builds its
+//! rotator. Building does no IO; the rotators' calls do.
+
+#[cfg(feature = "aws")]
+pub mod aws;
+
+use crate::api::SecretRotationSpec;
+use crate::rotation::memory::MemoryStore;
+use crate::rotation::{Credentials, ProviderError, Rotator};
+
+/// The `SecretRotation` a rotator works for, recorded as tags on the cloud secrets it
+/// creates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Tag (or label) key marking cloud secrets that rotor created.
+pub const MANAGED_BY_TAG: &str = "app.kubernetes.io/managed-by";
+/// Tag key naming the owning `SecretRotation` as `namespace/name`.
+pub const OWNER_TAG: &str = "rotor.dev/owner";
+
+/// Builds the [`Rotator`] for a spec. The controller holds one factory for its lifetime.
+pub trait RotatorFactory: Send + Sync {
+    /// A rotator for the cloud secret `spec.provider` names, using `credentials` when the
+    /// spec references a credentials Secret.
+    fn rotator(
+        &self,
+        spec: &SecretRotationSpec,
+        owner: &Owner,
+        credentials: Option<&Credentials>,
+    ) -> Result<Box<dyn Rotator>, ProviderError>;
+}
+
+/// The real cloud providers compiled into this binary.
+#[derive(Debug)]
+pub struct CloudProviders {
+    #[cfg(feature = "aws")]
+    aws: aws::AwsFactory,
+}
+
+impl CloudProviders {
+    /// Loads each provider's ambient configuration (region, endpoint and credential chain
+    /// from the environment) once.
+    pub async fn from_env() -> Self {
+        Self {
+            #[cfg(feature = "aws")]
+            aws: aws::AwsFactory::from_env().await,
+        }
+    }
+}
+
+impl RotatorFactory for CloudProviders {
+    fn rotator(
+        &self,
+        spec: &SecretRotationSpec,
+        owner: &Owner,
+        credentials: Option<&Credentials>,
+    ) -> Result<Box<dyn Rotator>, ProviderError> {
+        #[cfg(feature = "aws")]
+        if let Some(aws) = &spec.provider.aws {
+            return Ok(Box::new(self.aws.rotator(aws, credentials, owner)?));
+        }
+        let _ = (owner, credentials);
+        Err(ProviderError::InvalidConfig {
+            secret: format!("{}/{}", owner.namespace, owner.name),
+            message: "spec.provider names a provider this rotor binary was built without".to_owned(),
+        })
+    }
+}
+
+/// The in-memory store serves every provider spec, keyed by the cloud secret's name, for
+/// unit tests of the controller.
+impl RotatorFactory for MemoryStore {
+    fn rotator(
+        &self,
+        spec: &SecretRotationSpec,
+        owner: &Owner,
+        _credentials: Option<&Credentials>,
+    ) -> Result<Box<dyn Rotator>, ProviderError> {
+        match &spec.provider.aws {
+            Some(aws) => Ok(Box::new(MemoryStore::rotator(self, &aws.secret_id))),
+            None => Err(ProviderError::InvalidConfig {
+                secret: format!("{}/{}", owner.namespace, owner.name),
+                message: "the memory store needs a secret id".to_owned(),
+            }),
+        }
+    }
+}
