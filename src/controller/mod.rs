@@ -1,0 +1,202 @@
+//! The rotation controller: watches `SecretRotation` objects and the Secrets rotor
+//! manages, and runs [`reconcile`](reconcile::reconcile) for each. Knows clouds only
+//! through the `RotatorFactory`. Does IO against the Kubernetes API.
+
+pub mod plan;
+mod reconcile;
+pub mod schedule;
+pub mod status;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::PartialObjectMeta;
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use tracing::{Instrument, info, warn};
+
+use crate::api::SecretRotation;
+use crate::metrics::Metrics;
+use crate::providers::RotatorFactory;
+use crate::secret::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRET_ROTATION_ANNOTATION};
+
+/// Field manager of every server-side apply rotor makes, on Secrets and on status.
+pub const FIELD_MANAGER: &str = "rotor";
+
+/// Source of the current time, injected so that tests can control it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// Errors of the controller itself: failed calls to the Kubernetes API for rotor's own
+/// writes. Problems the user can fix are reported in status, not here.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API call failed: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl Error {
+    /// Static reason for logs and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Kube(kube::Error::Api(status)) if status.code == 409 => "Conflict",
+            Self::Kube(_) => "KubernetesApiError",
+        }
+    }
+}
+
+/// Shared state of all reconciles.
+pub struct Context {
+    pub client: Client,
+    pub rotators: Arc<dyn RotatorFactory>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    recorder: Recorder,
+    /// Metadata of the Secrets labelled as managed by rotor.
+    secrets: Store<PartialObjectMeta<Secret>>,
+    /// Consecutive controller errors per object, for the in-memory retry backoff of
+    /// errors that could not be recorded in status.
+    errors: Mutex<HashMap<ObjectRef<SecretRotation>, u32>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").finish_non_exhaustive()
+    }
+}
+
+/// What the controller needs besides a client.
+pub struct Settings {
+    pub rotators: Arc<dyn RotatorFactory>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    /// Set to true once the caches have synced; served on `/readyz`.
+    pub ready: Arc<AtomicBool>,
+    /// Identity of this replica in Events, such as the pod name.
+    pub instance: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs the controller until `shutdown` completes, then finishes the reconciles in
+/// progress and returns.
+pub async fn run(client: Client, settings: Settings, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let rotations: Api<SecretRotation> = Api::all(client.clone());
+    let secrets: Api<PartialObjectMeta<Secret>> = Api::all(client.clone());
+    let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
+
+    let (secret_store, secret_writer) = reflector::store();
+    let secret_stream = reflector::reflector(secret_writer, watcher(secrets, managed))
+        .default_backoff()
+        .touched_objects();
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "rotor".to_owned(),
+            instance: settings.instance.clone(),
+        },
+    );
+    let ctx = Arc::new(Context {
+        client,
+        rotators: settings.rotators,
+        clock: settings.clock,
+        metrics: settings.metrics,
+        recorder,
+        secrets: secret_store.clone(),
+        errors: Mutex::new(HashMap::new()),
+    });
+
+    let controller = Controller::new(rotations, watcher::Config::default().any_semantic());
+    let rotation_store = controller.store();
+    let ready = settings.ready;
+    tokio::spawn(async move {
+        let synced = futures::future::join(rotation_store.wait_until_ready(), secret_store.wait_until_ready()).await;
+        if synced.0.is_ok() && synced.1.is_ok() {
+            ready.store(true, Ordering::SeqCst);
+            info!("caches synced");
+        }
+    });
+
+    info!("controller started");
+    controller
+        .watches_stream(secret_stream, secret_owner)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                log_controller_error(&error);
+            }
+        })
+        .await;
+    info!("controller stopped");
+}
+
+/// The `SecretRotation` that writes a managed Secret, from the Secret's annotation.
+fn secret_owner(secret: PartialObjectMeta<Secret>) -> Option<ObjectRef<SecretRotation>> {
+    let name = secret.metadata.annotations.as_ref()?.get(SECRET_ROTATION_ANNOTATION)?;
+    let namespace = secret.metadata.namespace.as_deref()?;
+    Some(ObjectRef::new(name).within(namespace))
+}
+
+async fn reconcile(object: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let key = ObjectRef::from(object.as_ref());
+    let span = tracing::info_span!("reconcile", object = %key);
+    let result = reconcile::reconcile(object, ctx.clone()).instrument(span).await;
+    if result.is_ok() {
+        ctx.errors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&key);
+    }
+    result
+}
+
+/// Retries controller errors with a per-object exponential backoff: 1 s, 2 s, 4 s, ...
+/// capped at five minutes.
+fn error_policy(object: Arc<SecretRotation>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    let key = ObjectRef::from(object.as_ref());
+    let mut errors = ctx.errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let count = errors.entry(key.clone()).or_default();
+    *count = count.saturating_add(1);
+    let delay = Duration::from_secs(1u64 << (*count - 1).min(8)).min(Duration::from_secs(300));
+    warn!(object = %key, reason = error.reason(), %error, retry_in_seconds = delay.as_secs(), "reconcile error");
+    Requeue::requeue(delay)
+}
+
+fn log_controller_error(error: &kube::runtime::controller::Error<Error, watcher::Error>) {
+    use kube::runtime::controller::Error as ControllerError;
+    match error {
+        // Already logged with the object by error_policy.
+        ControllerError::ReconcilerFailed(..) => {}
+        // A reconcile for an object that was deleted meanwhile.
+        ControllerError::ObjectNotFound(object) => tracing::debug!(object = %object, "object gone before reconcile"),
+        other => warn!(error = %other, "controller error"),
+    }
+}
