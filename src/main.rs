@@ -55,6 +55,10 @@ struct RunArgs {
     /// Name of this replica in Events, usually the pod name.
     #[arg(long, env = "POD_NAME")]
     instance: Option<String>,
+
+    /// Watch only this namespace instead of all namespaces.
+    #[arg(long, env = "ROTOR_NAMESPACE")]
+    namespace: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -131,6 +135,7 @@ async fn run(args: RunArgs) -> ExitCode {
         metrics,
         ready,
         instance: args.instance,
+        namespace: args.namespace,
     };
     controller::run(client, settings, shutdown_signal()).await;
     ExitCode::SUCCESS

@@ -94,6 +94,8 @@ pub struct Settings {
     pub ready: Arc<AtomicBool>,
     /// Identity of this replica in Events, such as the pod name.
     pub instance: Option<String>,
+    /// Namespace to watch; `None` watches all namespaces.
+    pub namespace: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -107,8 +109,13 @@ impl std::fmt::Debug for Settings {
 /// Runs the controller until `shutdown` completes, then finishes the reconciles in
 /// progress and returns.
 pub async fn run(client: Client, settings: Settings, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
-    let rotations: Api<SecretRotation> = Api::all(client.clone());
-    let secrets: Api<PartialObjectMeta<Secret>> = Api::all(client.clone());
+    let (rotations, secrets): (Api<SecretRotation>, Api<PartialObjectMeta<Secret>>) = match &settings.namespace {
+        Some(namespace) => (
+            Api::namespaced(client.clone(), namespace),
+            Api::namespaced(client.clone(), namespace),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
     let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
 
     let (secret_store, secret_writer) = reflector::store();
