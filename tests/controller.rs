@@ -462,46 +462,51 @@ async fn invalid_generator_reports_invalid_spec() {
 #[tokio::test]
 async fn admission_rejects_invalid_specs() {
     let fx = Fixture::new("ctl-admission").await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
-        (
-            "no provider",
-            Box::new(|m| m["spec"]["provider"] = serde_json::json!({})),
-            "spec.provider",
-        ),
+    // (case, JSON pointer to replace, new value, field the message must name)
+    let cases = [
+        ("no provider", "/spec/provider", serde_json::json!({}), "spec.provider"),
         (
             "interval below a minute",
-            Box::new(|m| m["spec"]["rotationInterval"] = serde_json::json!("30s")),
+            "/spec/rotationInterval",
+            serde_json::json!("30s"),
             "spec.rotationInterval",
         ),
         (
             "interval not a duration",
-            Box::new(|m| m["spec"]["rotationInterval"] = serde_json::json!("daily")),
+            "/spec/rotationInterval",
+            serde_json::json!("daily"),
             "spec.rotationInterval",
         ),
         (
             "password too short",
-            Box::new(|m| m["spec"]["generator"]["password"]["length"] = serde_json::json!(7)),
+            "/spec/generator/password/length",
+            serde_json::json!(7),
             "spec.generator.password.length",
         ),
         (
             "password too long",
-            Box::new(|m| m["spec"]["generator"]["password"]["length"] = serde_json::json!(1025)),
+            "/spec/generator/password/length",
+            serde_json::json!(1025),
             "spec.generator.password.length",
         ),
         (
             "target name invalid",
-            Box::new(|m| m["spec"]["target"]["name"] = serde_json::json!("Not_A_Name")),
+            "/spec/target/name",
+            serde_json::json!("Not_A_Name"),
             "spec.target.name",
         ),
         (
             "no generator",
-            Box::new(|m| m["spec"]["generator"] = serde_json::json!({})),
+            "/spec/generator",
+            serde_json::json!({}),
             "spec.generator",
         ),
     ];
-    for (case, mutate, field) in cases {
+    for (case, pointer, value, field) in cases {
         let mut manifest = fx.manifest("24h");
-        mutate(&mut manifest);
+        *manifest
+            .pointer_mut(pointer)
+            .expect("the pointer exists in the manifest") = value;
         let error = fx.apply(&manifest).await.expect_err(case);
         let kube::Error::Api(status) = error else {
             panic!("{case}: expected an API error, got {error}")
@@ -652,9 +657,60 @@ async fn deleted_secret_is_restored() {
 
 impl Fixture {
     async fn cloud_version_count_or_zero(&self) -> usize {
-        match self.aws.list_secret_version_ids().secret_id(&self.secret_id).send().await {
+        match self
+            .aws
+            .list_secret_version_ids()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+        {
             Ok(output) => output.versions().len(),
             Err(_) => 0,
         }
     }
+}
+
+/// AWS calls logged for `secret_id` so far, by operation.
+fn aws_calls(secret_id: &str) -> Vec<String> {
+    let logs = harness::captured_logs();
+    let text = String::from_utf8_lossy(&logs.lock().expect("lock")).into_owned();
+    let field = format!("secret={secret_id}");
+    text.lines()
+        .filter(|line| line.contains("calling AWS"))
+        .filter(|line| line.split_whitespace().any(|word| word == field))
+        .filter_map(|line| {
+            let word = line.split_whitespace().find(|word| word.starts_with("operation="))?;
+            Some(word.trim_start_matches("operation=").trim_matches('"').to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn rotation_makes_minimal_aws_calls() {
+    let fx = Fixture::new("ctl-calls").await;
+    let controller = harness::start_controller(&fx.client, &fx.namespace, harness::cloud_providers().await).await;
+    fx.apply(&fx.manifest("24h")).await.expect("applies the SecretRotation");
+    let first = fx.wait_rotated("db", None, Duration::from_secs(30)).await;
+    let first_version = first.status.and_then(|s| s.current_version).expect("version");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let first_calls = aws_calls(&fx.secret_id);
+    assert_eq!(first_calls, ["DescribeSecret", "CreateSecret"], "first rotation");
+
+    fx.annotate("db", "rotor.dev/rotate-requested-at", "calls").await;
+    fx.wait_rotated("db", Some(&first_version), Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all_calls = aws_calls(&fx.secret_id);
+    let second_calls = &all_calls[first_calls.len()..];
+    assert_eq!(
+        second_calls,
+        [
+            "DescribeSecret",
+            "PutSecretValue",
+            "UpdateSecretVersionStage",
+            "UpdateSecretVersionStage"
+        ],
+        "later rotation"
+    );
+    controller.stop().await;
 }

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::error::Error;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -128,6 +129,7 @@ impl AwsFactory {
             client: Client::from_conf(config.build()),
             secret_id: spec.secret_id.clone(),
             owner: owner.clone(),
+            staged_labels: Arc::default(),
         })
     }
 }
@@ -161,12 +163,17 @@ fn static_credentials(credentials: &Credentials) -> Result<AwsCredentials, Provi
     ))
 }
 
+/// Version id to its staging labels, as `DescribeSecret` returns them.
+type VersionLabels = HashMap<String, Vec<String>>;
+
 /// A [`Rotator`] for one AWS Secrets Manager secret.
 #[derive(Clone)]
 pub struct AwsRotator {
     client: Client,
     secret_id: String,
     owner: Owner,
+    /// Version labels as the last `stage` of this rotator left them, for `promote`.
+    staged_labels: Arc<Mutex<Option<VersionLabels>>>,
 }
 
 impl fmt::Debug for AwsRotator {
@@ -194,6 +201,8 @@ impl Rotator for AwsRotator {
             Ok(description) => description,
             Err(error) if has_code(&error, RESOURCE_NOT_FOUND) => match self.create(rotation, value).await {
                 Ok(()) => {
+                    let stages = HashMap::from([(rotation.as_str().to_owned(), vec![CURRENT.to_owned()])]);
+                    self.remember_staged_labels(stages);
                     return Ok(Staged {
                         version: VersionId::new(rotation.as_str()),
                         written: true,
@@ -218,37 +227,23 @@ impl Rotator for AwsRotator {
     }
 
     async fn promote(&self, version: &VersionId) -> Result<Promoted, ProviderError> {
+        // Right after stage, the labels it saw (updated by its own write) save a
+        // DescribeSecret. When they turn out stale, the promotion is retried from a fresh one.
+        if let Some(stages) = self.take_staged_labels() {
+            match self.promote_with(version, &stages, None).await {
+                Err(ProviderError::Cloud { .. } | ProviderError::VersionNotFound { .. }) => {
+                    debug!(secret = %self.secret_id, version = %version, "labels from stage were stale; describing again");
+                }
+                result => return result,
+            }
+        }
         let description = self
             .describe()
             .await
             .map_err(|error| self.provider_error(DESCRIBE_SECRET, Some(version), &error))?;
         let empty = HashMap::new();
         let stages = description.version_ids_to_stages().unwrap_or(&empty);
-        // NOTE: DescribeSecret lists only versions that carry a staging label, so a version
-        // that lost all its labels is reported as not found although AWS still keeps it.
-        let Some(labels) = stages.get(version.as_str()) else {
-            return Err(self.version_not_found(version));
-        };
-        let pending = labels.iter().any(|label| label == PENDING);
-
-        if labels.iter().any(|label| label == CURRENT) {
-            if pending {
-                self.reject_deleted(&description)?;
-                self.remove_label(PENDING, version).await?;
-            }
-            return Ok(Promoted {
-                previous: label_holder(stages, PREVIOUS),
-            });
-        }
-
-        self.reject_deleted(&description)?;
-        let previous = label_holder(stages, CURRENT);
-        // AWS moves AWSPREVIOUS to the version that loses AWSCURRENT in the same call.
-        self.move_current(version, previous.as_ref()).await?;
-        if pending {
-            self.remove_label(PENDING, version).await?;
-        }
-        Ok(Promoted { previous })
+        self.promote_with(version, stages, Some(&description)).await
     }
 
     async fn read(&self, version: &VersionId) -> Result<SecretValue, ProviderError> {
@@ -292,6 +287,56 @@ impl Rotator for AwsRotator {
 }
 
 impl AwsRotator {
+    /// Moves `AWSCURRENT` to `version` given the secret's labels. `description`, when
+    /// given, is checked for a pending deletion before any write.
+    async fn promote_with(
+        &self,
+        version: &VersionId,
+        stages: &HashMap<String, Vec<String>>,
+        description: Option<&DescribeSecretOutput>,
+    ) -> Result<Promoted, ProviderError> {
+        // NOTE: DescribeSecret lists only versions that carry a staging label, so a version
+        // that lost all its labels is reported as not found although AWS still keeps it.
+        let Some(labels) = stages.get(version.as_str()) else {
+            return Err(self.version_not_found(version));
+        };
+        let pending = labels.iter().any(|label| label == PENDING);
+        let reject_deleted = || description.map_or(Ok(()), |description| self.reject_deleted(description));
+
+        if labels.iter().any(|label| label == CURRENT) {
+            if pending {
+                reject_deleted()?;
+                self.remove_label(PENDING, version).await?;
+            }
+            return Ok(Promoted {
+                previous: label_holder(stages, PREVIOUS),
+            });
+        }
+
+        reject_deleted()?;
+        let previous = label_holder(stages, CURRENT);
+        // AWS moves AWSPREVIOUS to the version that loses AWSCURRENT in the same call.
+        self.move_current(version, previous.as_ref()).await?;
+        if pending {
+            self.remove_label(PENDING, version).await?;
+        }
+        Ok(Promoted { previous })
+    }
+
+    fn take_staged_labels(&self) -> Option<VersionLabels> {
+        self.staged_labels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+
+    fn remember_staged_labels(&self, stages: VersionLabels) {
+        *self
+            .staged_labels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(stages);
+    }
+
     /// Writes `value` as a new `AWSPENDING` version of an existing secret, unless a version
     /// with the rotation id exists already.
     async fn stage_existing(
@@ -313,7 +358,15 @@ impl AwsRotator {
         self.reject_deleted(description)?;
 
         match self.put_pending(rotation, value).await {
-            Ok(()) => Ok(Staged { version, written: true }),
+            Ok(()) => {
+                let mut stages = description.version_ids_to_stages().cloned().unwrap_or_default();
+                for labels in stages.values_mut() {
+                    labels.retain(|label| label != PENDING);
+                }
+                stages.insert(rotation.as_str().to_owned(), vec![PENDING.to_owned()]);
+                self.remember_staged_labels(stages);
+                Ok(Staged { version, written: true })
+            }
             // PutSecretValue fails when the token is the id of an existing version with other
             // data (moto 5.2 returns ResourceExistsException). DescribeSecret did not list that
             // version because it has no staging label, but it is this rotation's version.
