@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 ENV := source target/testenv/env.sh
 
-.PHONY: test lint unit env-up env-down integration crd
+.PHONY: test lint unit env-up env-down integration crd demo
 
 ## test: formatting and lint checks, unit tests, then integration tests against the local environment
 test: lint unit env-up integration
@@ -29,3 +29,7 @@ integration:
 ## crd: regenerate crds/ from the Rust types
 crd:
 	cargo run --quiet -- crd > crds/secretrotations.rotor.dev.yaml
+
+## demo: start the environment and rotor, apply config/samples/aws.yaml with a 1m interval, watch it rotate
+demo:
+	scripts/demo.sh

@@ -460,6 +460,41 @@ async fn invalid_generator_reports_invalid_spec() {
 }
 
 #[tokio::test]
+async fn failing_object_backs_off() {
+    let fx = Fixture::new("ctl-backoff").await;
+    let controller = harness::start_controller(&fx.client, &fx.namespace, harness::cloud_providers().await).await;
+    let mut manifest = fx.manifest("24h");
+    manifest["spec"]["generator"]["password"] = serde_json::json!({
+        "length": 16, "uppercase": false, "lowercase": false, "symbols": false, "excludeCharacters": "0123456789"
+    });
+    fx.apply(&manifest).await.expect("admission accepts the spec");
+    let failed = fx.wait_reason("db", "InvalidSpec").await;
+    assert_eq!(failed.status.map(|s| s.failure_count), Some(1));
+
+    // The first retry is due 5 s after the failure; nothing may happen before it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = fx.get("db").await;
+    assert_eq!(
+        later.status.map(|s| s.failure_count),
+        Some(1),
+        "retried before the backoff expired"
+    );
+    let warnings = fx
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("InvalidSpec"))
+        .count();
+    assert_eq!(warnings, 1);
+
+    // Fixing the spec ends the backoff at once.
+    fx.apply(&fx.manifest("24h")).await.expect("fixes the spec");
+    let fixed = fx.wait_rotated("db", None, Duration::from_secs(4)).await;
+    assert_eq!(fixed.status.map(|s| s.failure_count), Some(0));
+    controller.stop().await;
+}
+
+#[tokio::test]
 async fn admission_rejects_invalid_specs() {
     let fx = Fixture::new("ctl-admission").await;
     // (case, JSON pointer to replace, new value, field the message must name)

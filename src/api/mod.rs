@@ -38,7 +38,7 @@ pub const GROUP: &str = "rotor.dev";
     printcolumn = r#"{"name": "Provider", "type": "string", "jsonPath": ".status.provider"}"#,
     printcolumn = r#"{"name": "Version", "type": "string", "jsonPath": ".status.currentVersion"}"#,
     printcolumn = r#"{"name": "Last Rotation", "type": "date", "jsonPath": ".status.lastRotationTime"}"#,
-    printcolumn = r#"{"name": "Next Rotation", "type": "date", "jsonPath": ".status.nextRotationTime"}"#,
+    printcolumn = r#"{"name": "Next Rotation", "type": "string", "jsonPath": ".status.nextRotationTime"}"#,
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]

@@ -20,9 +20,9 @@ use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{Predicate, WatchStreamExt, predicates, watcher};
 use kube::{Api, Client};
-use tracing::{Instrument, info, warn};
+use tracing::{info, warn};
 
 use crate::api::SecretRotation;
 use crate::metrics::Metrics;
@@ -140,8 +140,19 @@ pub async fn run(client: Client, settings: Settings, shutdown: impl Future<Outpu
         errors: Mutex::new(HashMap::new()),
     });
 
-    let controller = Controller::new(rotations, watcher::Config::default().any_semantic());
-    let rotation_store = controller.store();
+    // rotor's own status writes change neither the generation nor the annotations, so the
+    // predicate keeps them from triggering another reconcile. Spec edits and the manual
+    // rotation annotation pass.
+    let (rotation_store, rotation_writer) = reflector::store();
+    let rotation_stream = watcher(rotations, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(rotation_writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation.combine(predicates::annotations),
+            Default::default(),
+        );
+    let controller = Controller::for_stream(rotation_stream, rotation_store.clone());
     let ready = settings.ready;
     tokio::spawn(async move {
         let synced = futures::future::join(rotation_store.wait_until_ready(), secret_store.wait_until_ready()).await;
@@ -172,10 +183,11 @@ fn secret_owner(secret: PartialObjectMeta<Secret>) -> Option<ObjectRef<SecretRot
     Some(ObjectRef::new(name).within(namespace))
 }
 
+/// Runs one reconcile. kube-runtime wraps it in a `reconciling object` span that carries
+/// the object reference.
 async fn reconcile(object: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let key = ObjectRef::from(object.as_ref());
-    let span = tracing::info_span!("reconcile", object = %key);
-    let result = reconcile::reconcile(object, ctx.clone()).instrument(span).await;
+    let result = reconcile::reconcile(object, ctx.clone()).await;
     if result.is_ok() {
         ctx.errors
             .lock()

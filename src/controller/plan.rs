@@ -92,7 +92,7 @@ pub fn plan(observed: &Observed<'_>, validated: Validated, now: Timestamp) -> Ac
     let status = observed.status;
 
     if let Some(rotation) = &status.rotation {
-        if let Some(until) = backing_off(status, now) {
+        if let Some(until) = backing_off(observed, now) {
             return Action::BackOff { until };
         }
         return Action::Rotate {
@@ -105,7 +105,7 @@ pub fn plan(observed: &Observed<'_>, validated: Validated, now: Timestamp) -> Ac
         return Action::Suspend;
     }
 
-    if let Some(until) = backing_off(status, now) {
+    if let Some(until) = backing_off(observed, now) {
         return Action::BackOff { until };
     }
 
@@ -165,9 +165,28 @@ pub fn next_rotation(observed: &Observed<'_>, validated: Validated) -> Option<Ti
     Some(schedule::next_rotation(last, validated.interval, observed.uid))
 }
 
-/// The end of the current backoff, if the object failed recently.
-pub fn backing_off(status: &SecretRotationStatus, now: Timestamp) -> Option<Timestamp> {
+/// The end of the current backoff, if the object failed recently. A spec change or a new
+/// `rotor.dev/rotate-requested-at` value ends the backoff at once, so that a user who fixed
+/// the cause does not wait for it.
+pub fn backing_off(observed: &Observed<'_>, now: Timestamp) -> Option<Timestamp> {
+    let status = observed.status;
     let last_failure = status.last_failure_time.as_ref()?.0;
+    if observed.generation.is_some() && observed.generation != status.observed_generation {
+        return None;
+    }
+    let handled = [
+        status.last_rotate_request.as_deref(),
+        status
+            .rotation
+            .as_ref()
+            .and_then(|rotation| rotation.rotate_request.as_deref()),
+    ];
+    if observed
+        .rotate_request
+        .is_some_and(|request| !handled.contains(&Some(request)))
+    {
+        return None;
+    }
     let until = schedule::retry_at(last_failure, status.failure_count);
     (until > now).then_some(until)
 }
@@ -374,6 +393,7 @@ mod tests {
     fn recent_failure_backs_off() {
         let spec = spec();
         let status = SecretRotationStatus {
+            observed_generation: Some(1),
             failure_count: 3,
             last_failure_time: Some(Time(time("2026-01-01T00:00:00Z"))),
             ..SecretRotationStatus::default()
@@ -388,9 +408,37 @@ mod tests {
     }
 
     #[test]
+    fn spec_change_ends_backoff() {
+        let spec = spec();
+        let status = SecretRotationStatus {
+            observed_generation: Some(1),
+            failure_count: 3,
+            last_failure_time: Some(Time(time("2026-01-01T00:00:00Z"))),
+            ..SecretRotationStatus::default()
+        };
+        let mut observed = observed(&spec, &status);
+        observed.generation = Some(2);
+        let action = run(&observed, "2026-01-01T00:00:10Z");
+        assert_eq!(trigger(&action), Some(RotationTrigger::Initial));
+    }
+
+    #[test]
+    fn new_rotate_request_ends_backoff() {
+        let spec = spec();
+        let mut status = rotated_status(&spec);
+        status.failure_count = 3;
+        status.last_failure_time = Some(Time(time("2026-01-01T12:00:00Z")));
+        let mut observed = observed(&spec, &status);
+        observed.rotate_request = Some("retry-now");
+        let action = run(&observed, "2026-01-01T12:00:10Z");
+        assert_eq!(trigger(&action), Some(RotationTrigger::ManuallyTriggered));
+    }
+
+    #[test]
     fn expired_backoff_retries() {
         let spec = spec();
         let status = SecretRotationStatus {
+            observed_generation: Some(1),
             failure_count: 3,
             last_failure_time: Some(Time(time("2026-01-01T00:00:00Z"))),
             ..SecretRotationStatus::default()

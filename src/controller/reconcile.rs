@@ -55,6 +55,9 @@ async fn run_pipeline(cached: Arc<SecretRotation>, ctx: &Context) -> Result<Requ
     let validated = match plan::validate(&cached.spec) {
         Ok(validated) => validated,
         Err(error) => {
+            if let Some(until) = plan::backing_off(&observe(&cached, ctx), now) {
+                return Ok(requeue_at(until, now));
+            }
             let failure = Failure {
                 reason: Reason::InvalidSpec,
                 message: format!("{error}; fix the spec of SecretRotation {}", reference(&cached)),
