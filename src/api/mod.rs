@@ -273,7 +273,7 @@ pub struct SecretRotationStatus {
 
     /// Consecutive failed reconciles; reset to zero on success. Drives the retry backoff.
     #[serde(default, skip_serializing_if = "is_zero")]
-    #[schemars(extend("format" = "int32"))]
+    #[schemars(range(min = 0), extend("format" = "int32"))]
     pub failure_count: u32,
 
     /// When the last failure happened.

@@ -9,7 +9,7 @@ pub mod status;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,17 +17,24 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PartialObjectMeta;
+use kube::core::DeserializeGuard;
+use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Predicate, WatchStreamExt, predicates, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
 use tracing::{info, warn};
 
-use crate::api::SecretRotation;
+use crate::api::{Reason, SecretRotation};
 use crate::metrics::Metrics;
 use crate::providers::RotatorFactory;
 use crate::secret::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRET_ROTATION_ANNOTATION};
+
+/// A `SecretRotation` as the watch delivers it: an object that does not deserialize (for
+/// example a status field edited by hand to a value out of range) becomes an error for that
+/// object alone instead of failing the whole watch.
+type Guarded = DeserializeGuard<SecretRotation>;
 
 /// Field manager of every server-side apply rotor makes, on Secrets and on status.
 pub const FIELD_MANAGER: &str = "rotor";
@@ -76,7 +83,7 @@ pub struct Context {
     secrets: Store<PartialObjectMeta<Secret>>,
     /// Consecutive controller errors per object, for the in-memory retry backoff of
     /// errors that could not be recorded in status.
-    errors: Mutex<HashMap<ObjectRef<SecretRotation>, u32>>,
+    errors: Mutex<HashMap<ObjectRef<Guarded>, u32>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -109,7 +116,7 @@ impl std::fmt::Debug for Settings {
 /// Runs the controller until `shutdown` completes, then finishes the reconciles in
 /// progress and returns.
 pub async fn run(client: Client, settings: Settings, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
-    let (rotations, secrets): (Api<SecretRotation>, Api<PartialObjectMeta<Secret>>) = match &settings.namespace {
+    let (rotations, secrets): (Api<Guarded>, Api<PartialObjectMeta<Secret>>) = match &settings.namespace {
         Some(namespace) => (
             Api::namespaced(client.clone(), namespace),
             Api::namespaced(client.clone(), namespace),
@@ -118,9 +125,11 @@ pub async fn run(client: Client, settings: Settings, shutdown: impl Future<Outpu
     };
     let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
 
+    let unsynced = Arc::new(AtomicUsize::new(2));
     let (secret_store, secret_writer) = reflector::store();
     let secret_stream = reflector::reflector(secret_writer, watcher(secrets, managed))
         .default_backoff()
+        .inspect(mark_synced(unsynced.clone(), settings.ready.clone()))
         .touched_objects();
 
     let recorder = Recorder::new(
@@ -147,21 +156,13 @@ pub async fn run(client: Client, settings: Settings, shutdown: impl Future<Outpu
     let rotation_stream = watcher(rotations, watcher::Config::default().any_semantic())
         .default_backoff()
         .reflect(rotation_writer)
+        .inspect(mark_synced(unsynced, settings.ready.clone()))
         .applied_objects()
         .predicate_filter(
             predicates::generation.combine(predicates::annotations),
             Default::default(),
         );
     let controller = Controller::for_stream(rotation_stream, rotation_store.clone());
-    let ready = settings.ready;
-    tokio::spawn(async move {
-        let synced = futures::future::join(rotation_store.wait_until_ready(), secret_store.wait_until_ready()).await;
-        if synced.0.is_ok() && synced.1.is_ok() {
-            ready.store(true, Ordering::SeqCst);
-            info!("caches synced");
-        }
-    });
-
     info!("controller started");
     controller
         .watches_stream(secret_stream, secret_owner)
@@ -176,8 +177,27 @@ pub async fn run(client: Client, settings: Settings, shutdown: impl Future<Outpu
     info!("controller stopped");
 }
 
+/// Returns an inspector for a watch stream that counts `unsynced` down on the watch's first
+/// complete list and sets `ready` when the count reaches zero. Waiting on the stores instead
+/// would race with the controller, which waits on the same store.
+fn mark_synced<K>(
+    unsynced: Arc<AtomicUsize>,
+    ready: Arc<AtomicBool>,
+) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) {
+    let mut listed = false;
+    move |event| {
+        if !listed && matches!(event, Ok(watcher::Event::InitDone)) {
+            listed = true;
+            if unsynced.fetch_sub(1, Ordering::SeqCst) == 1 {
+                ready.store(true, Ordering::SeqCst);
+                info!("caches synced");
+            }
+        }
+    }
+}
+
 /// The `SecretRotation` that writes a managed Secret, from the Secret's annotation.
-fn secret_owner(secret: PartialObjectMeta<Secret>) -> Option<ObjectRef<SecretRotation>> {
+fn secret_owner(secret: PartialObjectMeta<Secret>) -> Option<ObjectRef<Guarded>> {
     let name = secret.metadata.annotations.as_ref()?.get(SECRET_ROTATION_ANNOTATION)?;
     let namespace = secret.metadata.namespace.as_deref()?;
     Some(ObjectRef::new(name).within(namespace))
@@ -185,9 +205,16 @@ fn secret_owner(secret: PartialObjectMeta<Secret>) -> Option<ObjectRef<SecretRot
 
 /// Runs one reconcile. kube-runtime wraps it in a `reconciling object` span that carries
 /// the object reference.
-async fn reconcile(object: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+async fn reconcile(object: Arc<Guarded>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let key = ObjectRef::from(object.as_ref());
-    let result = reconcile::reconcile(object, ctx.clone()).await;
+    let rotation = match &object.0 {
+        Ok(rotation) => Arc::new(rotation.clone()),
+        Err(invalid) => {
+            report_invalid_object(&object, invalid, &ctx).await;
+            return Ok(Requeue::await_change());
+        }
+    };
+    let result = reconcile::reconcile(rotation, ctx.clone()).await;
     if result.is_ok() {
         ctx.errors
             .lock()
@@ -197,9 +224,29 @@ async fn reconcile(object: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Req
     result
 }
 
+/// Reports an object that does not deserialize with a Warning Event. Its status is left
+/// alone, because rotor cannot rewrite it without losing the fields it could not read.
+async fn report_invalid_object(object: &Guarded, invalid: &InvalidObject, ctx: &Context) {
+    let reference = object.object_ref(&());
+    warn!(object = %ObjectRef::from(object), error = %invalid.error, "SecretRotation does not match its schema");
+    let event = Event {
+        type_: EventType::Warning,
+        reason: Reason::InvalidSpec.as_str().to_owned(),
+        note: Some(format!(
+            "rotor cannot read this SecretRotation: {}; fix the object, or reinstall the CRD that matches this rotor version",
+            invalid.error
+        )),
+        action: "Read".to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+        warn!(%error, "publishing an Event failed");
+    }
+}
+
 /// Retries controller errors with a per-object exponential backoff: 1 s, 2 s, 4 s, ...
 /// capped at five minutes.
-fn error_policy(object: Arc<SecretRotation>, error: &Error, ctx: Arc<Context>) -> Requeue {
+fn error_policy(object: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Requeue {
     let key = ObjectRef::from(object.as_ref());
     let mut errors = ctx.errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let count = errors.entry(key.clone()).or_default();
