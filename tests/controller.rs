@@ -749,3 +749,80 @@ async fn rotation_makes_minimal_aws_calls() {
     );
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn deleted_cloud_secret_keeps_last_secret() {
+    let fx = Fixture::new("ctl-cloud-deleted").await;
+    let controller = harness::start_controller(&fx.client, &fx.namespace, harness::cloud_providers().await).await;
+    fx.apply(&fx.manifest("24h")).await.expect("applies the SecretRotation");
+    fx.wait_rotated("db", None, Duration::from_secs(30)).await;
+    let value = fx.secret_value().await.expect("value");
+
+    fx.aws
+        .delete_secret()
+        .secret_id(&fx.secret_id)
+        .recovery_window_in_days(7)
+        .send()
+        .await
+        .expect("schedules the cloud secret for deletion");
+    fx.annotate("db", "rotor.dev/rotate-requested-at", "after-delete").await;
+
+    let failed = fx.wait_reason("db", "CloudSecretDeleted").await;
+    let ready = failed
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned());
+    let ready = ready.expect("Ready condition");
+    assert_eq!(ready.status, "False");
+    assert!(
+        ready.message.contains(&format!("SecretRotation {}/db", fx.namespace)),
+        "{}",
+        ready.message
+    );
+    assert!(ready.message.contains(&fx.secret_id), "{}", ready.message);
+    assert!(ready.message.contains("restore the cloud secret"), "{}", ready.message);
+    assert_eq!(fx.secret_value().await, Some(value), "the last good Secret changed");
+    let warning = fx
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e.reason.as_deref() == Some("CloudSecretDeleted"));
+    assert_eq!(warning.and_then(|e| e.type_).as_deref(), Some("Warning"));
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn missing_credentials_secret_is_reported() {
+    let fx = Fixture::new("ctl-credentials").await;
+    let controller = harness::start_controller(&fx.client, &fx.namespace, harness::cloud_providers().await).await;
+    let mut manifest = fx.manifest("24h");
+    manifest["spec"]["provider"]["aws"]["auth"] = serde_json::json!({"secretRef": {"name": "aws-credentials"}});
+    fx.apply(&manifest).await.expect("applies the SecretRotation");
+
+    let failed = fx.wait_reason("db", "CredentialsNotFound").await;
+    let message = failed
+        .status
+        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.message)
+        .unwrap_or_default();
+    assert!(
+        message.contains(&format!("{}/aws-credentials", fx.namespace)),
+        "{message}"
+    );
+
+    // Creating the Secret and requesting a rotation ends the backoff and succeeds.
+    let credentials: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "aws-credentials"},
+        "stringData": {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    }))
+    .expect("valid Secret");
+    fx.secrets()
+        .create(&PostParams::default(), &credentials)
+        .await
+        .expect("creates the credentials");
+    fx.annotate("db", "rotor.dev/rotate-requested-at", "credentials-added")
+        .await;
+    fx.wait_rotated("db", None, Duration::from_secs(30)).await;
+    assert!(fx.secret_value().await.is_some());
+    controller.stop().await;
+}

@@ -31,10 +31,10 @@ struct Failure {
 }
 
 impl Failure {
-    fn from_provider(error: &ProviderError) -> Self {
+    fn from_provider(object: &SecretRotation, error: &ProviderError) -> Self {
         Self {
             reason: error.reason(),
-            message: format!("{error}; {}", error.remedy()),
+            message: format!("SecretRotation {}: {error}; {}", reference(object), error.remedy()),
         }
     }
 }
@@ -207,7 +207,7 @@ async fn rotate(
         let staged = rotator
             .stage(&rotation_id, &fresh)
             .await
-            .map_err(|e| Failure::from_provider(&e))?;
+            .map_err(|e| Failure::from_provider(object, &e))?;
         ctx.metrics.cloud_call(rotator.provider(), "stage");
         debug!(rotation = %rotation.id, version = %staged.version, written = staged.written, "staged");
         if staged.written {
@@ -225,7 +225,7 @@ async fn rotate(
         let promoted = rotator
             .promote(&version)
             .await
-            .map_err(|e| Failure::from_provider(&e))?;
+            .map_err(|e| Failure::from_provider(object, &e))?;
         ctx.metrics.cloud_call(rotator.provider(), "promote");
         debug!(rotation = %rotation.id, version = %version, "promoted");
         rotation.previous_version = promoted.previous.map(|v| v.to_string());
@@ -238,7 +238,10 @@ async fn rotate(
         Some(value) => value,
         None => {
             ctx.metrics.cloud_call(rotator.provider(), "read");
-            rotator.read(&version).await.map_err(|e| Failure::from_provider(&e))?
+            rotator
+                .read(&version)
+                .await
+                .map_err(|e| Failure::from_provider(object, &e))?
         }
     };
     let published = Published {
@@ -318,7 +321,7 @@ async fn publish(
         let value = rotator
             .read(&VersionId::new(current.clone()))
             .await
-            .map_err(|e| Failure::from_provider(&e))?;
+            .map_err(|e| Failure::from_provider(object, &e))?;
         write_target(object, target.as_ref(), &value, &published, ctx).await?;
         info!(version = %current, "Secret written from the current version");
     }
@@ -348,7 +351,7 @@ async fn build_rotator(object: &SecretRotation, ctx: &Context) -> Result<Box<dyn
     };
     ctx.rotators
         .rotator(&object.spec, &owner, credentials.as_ref())
-        .map_err(|e| Failure::from_provider(&e).into())
+        .map_err(|e| Failure::from_provider(object, &e).into())
 }
 
 async fn read_credentials(object: &SecretRotation, ctx: &Context) -> Result<Option<Credentials>, StepError> {
@@ -365,10 +368,13 @@ async fn read_credentials(object: &SecretRotation, ctx: &Context) -> Result<Opti
     let source = format!("{}/{}", namespace(object), secret_ref.name);
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace(object));
     let secret = api.get_opt(&secret_ref.name).await?.ok_or_else(|| {
-        Failure::from_provider(&ProviderError::CredentialsNotFound {
-            name: source.clone(),
-            message: "the Secret does not exist".to_owned(),
-        })
+        Failure::from_provider(
+            object,
+            &ProviderError::CredentialsNotFound {
+                name: source.clone(),
+                message: "the Secret does not exist".to_owned(),
+            },
+        )
     })?;
     let data = secret
         .data
