@@ -30,7 +30,7 @@ health_port="$(free_port)"
 metrics_port="$(free_port)"
 # Limited to the demo's namespace, so that it leaves the integration tests' objects alone.
 start_process rotor-demo target/debug/rotor run \
-  --namespace shop \
+  --namespaces shop \
   --health-bind-address "127.0.0.1:$health_port" \
   --metrics-bind-address "127.0.0.1:$metrics_port"
 wait_until rotor-demo 60 curl -fsS "http://127.0.0.1:$health_port/readyz"

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod controller;
+pub mod leader;
 pub mod metrics;
 pub mod providers;
 pub mod rotation;

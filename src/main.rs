@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 use rotor::controller::{self, Settings, SystemClock};
+use rotor::leader::{self, LeaseSettings};
 use rotor::metrics::Metrics;
 use rotor::providers::CloudProviders;
 use rotor::{server, telemetry};
@@ -49,16 +50,35 @@ struct RunArgs {
     log_level: String,
 
     /// Write logs as JSON lines instead of text.
-    #[arg(long, env = "ROTOR_LOG_JSON")]
+    #[arg(long, env = "ROTOR_LOG_JSON", action = ArgAction::Set, default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     log_json: bool,
 
-    /// Name of this replica in Events, usually the pod name.
+    /// Name of this replica in Events and in the leader election Lease, usually the pod
+    /// name. Defaults to the host name.
     #[arg(long, env = "POD_NAME")]
     instance: Option<String>,
 
-    /// Watch only this namespace instead of all namespaces.
-    #[arg(long, env = "ROTOR_NAMESPACE")]
-    namespace: Option<String>,
+    /// Comma-separated namespaces to watch; empty watches all namespaces.
+    #[arg(long, env = "ROTOR_NAMESPACES", value_delimiter = ',')]
+    namespaces: Vec<String>,
+
+    /// Reconcile only while holding the leader election Lease, so that one of several
+    /// replicas is active.
+    #[arg(long, env = "ROTOR_LEADER_ELECT", action = ArgAction::Set, default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    leader_elect: bool,
+
+    /// Namespace of the leader election Lease, usually rotor's own namespace.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    leader_election_namespace: String,
+
+    /// Name of the leader election Lease.
+    #[arg(long, env = "ROTOR_LEADER_ELECTION_LEASE_NAME", default_value = "rotor")]
+    leader_election_lease_name: String,
+
+    /// Seconds a leader holds the Lease without renewing it; a standby replica takes over
+    /// at most this long after the leader stops.
+    #[arg(long, env = "ROTOR_LEADER_ELECTION_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..))]
+    leader_election_lease_seconds: u64,
 }
 
 fn main() -> ExitCode {
@@ -129,16 +149,50 @@ async fn run(args: RunArgs) -> ExitCode {
     });
     info!(health = %args.health_bind_address, metrics = %args.metrics_bind_address, "HTTP endpoints listening");
 
+    let identity = args.instance.clone().unwrap_or_else(default_identity);
     let settings = Settings {
-        rotators: Arc::new(CloudProviders::from_env().await),
+        rotators: Arc::new(CloudProviders::from_env(metrics.clone()).await),
         clock: Arc::new(SystemClock),
         metrics,
-        ready,
-        instance: args.instance,
-        namespace: args.namespace,
+        ready: ready.clone(),
+        instance: Some(identity.clone()),
+        namespaces: args
+            .namespaces
+            .into_iter()
+            .filter(|namespace| !namespace.is_empty())
+            .collect(),
     };
-    controller::run(client, settings, shutdown_signal()).await;
-    ExitCode::SUCCESS
+    if !args.leader_elect {
+        settings.metrics.set_leader(true);
+        controller::run(client, settings, shutdown_signal()).await;
+        return ExitCode::SUCCESS;
+    }
+
+    let lease = LeaseSettings {
+        namespace: args.leader_election_namespace,
+        name: args.leader_election_lease_name,
+        identity,
+        duration_seconds: args.leader_election_lease_seconds,
+    };
+    // A standby replica is healthy and ready; it only does not reconcile.
+    ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    match leader::run_when_leader(client, lease, settings, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            error!(error = %err, "leader election failed; check the Lease RBAC and --leader-election-namespace");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The host name with a random suffix, so that two processes on one host differ.
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default();
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let host = if host.is_empty() { "rotor".to_owned() } else { host };
+    format!("{host}-{}", &suffix[..8])
 }
 
 /// Completes on SIGTERM or SIGINT.

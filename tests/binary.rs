@@ -57,7 +57,7 @@ async fn run_rotates_and_stops_on_sigterm() {
     let metrics = free_port();
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args(["run", "--namespace", &namespace, "--log-json"])
+        .args(["run", "--namespaces", &namespace, "--log-json"])
         .args(["--health-bind-address", &format!("127.0.0.1:{health}")])
         .args(["--metrics-bind-address", &format!("127.0.0.1:{metrics}")])
         .env("KUBECONFIG", &env.kubeconfig)
@@ -106,10 +106,48 @@ async fn run_rotates_and_stops_on_sigterm() {
 
     let (status, text) = http_get(metrics, "/metrics").await.expect("/metrics answers");
     assert_eq!(status, 200);
+    let object_labels = format!(r#"{{namespace="{namespace}",name="db"}}"#);
+    let expected = [
+        r#"rotor_rotations_total{provider="aws",result="success"} 1"#.to_owned(),
+        r#"rotor_cloud_operations_total{provider="aws",operation="CreateSecret",outcome="success"} 1"#.to_owned(),
+        r#"rotor_cloud_operations_total{provider="aws",operation="DescribeSecret",outcome="NotFound"} 1"#.to_owned(),
+        format!("rotor_secretrotation_ready{object_labels} 1"),
+        format!("rotor_secretrotation_last_rotation_timestamp_seconds{object_labels} "),
+        format!("rotor_secretrotation_next_rotation_timestamp_seconds{object_labels} "),
+        "rotor_leader 1".to_owned(),
+        r#"rotor_build_info{version=""#.to_owned(),
+    ];
+    for series in &expected {
+        assert!(text.contains(series.as_str()), "missing {series} in:\n{text}");
+    }
+    let next_rotation = text
+        .lines()
+        .find(|line| {
+            line.starts_with(&format!(
+                "rotor_secretrotation_next_rotation_timestamp_seconds{object_labels}"
+            ))
+        })
+        .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .expect("next rotation value");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64();
     assert!(
-        text.contains(r#"rotor_rotations_total{provider="aws",result="success"} 1"#),
-        "{text}"
+        next_rotation > now + 21.0 * 3600.0,
+        "next rotation {next_rotation} is not about a day ahead of {now}"
     );
+
+    // The per-object series disappear with the object.
+    rotations
+        .delete("db", &Default::default())
+        .await
+        .expect("deletes the SecretRotation");
+    harness::wait_for(Duration::from_secs(30), "the object's series to disappear", || async {
+        let (_, text) = http_get(metrics, "/metrics").await?;
+        (!text.contains(&object_labels)).then_some(())
+    })
+    .await;
 
     let pid = child.id().expect("rotor has a PID");
     let killed = Command::new("kill")

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PartialObjectMeta;
@@ -93,6 +93,7 @@ impl std::fmt::Debug for Context {
 }
 
 /// What the controller needs besides a client.
+#[derive(Clone)]
 pub struct Settings {
     pub rotators: Arc<dyn RotatorFactory>,
     pub clock: Arc<dyn Clock>,
@@ -101,22 +102,49 @@ pub struct Settings {
     pub ready: Arc<AtomicBool>,
     /// Identity of this replica in Events, such as the pod name.
     pub instance: Option<String>,
-    /// Namespace to watch; `None` watches all namespaces.
-    pub namespace: Option<String>,
+    /// Namespaces to watch; empty watches all namespaces.
+    pub namespaces: Vec<String>,
 }
 
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("instance", &self.instance)
+            .field("namespaces", &self.namespaces)
             .finish_non_exhaustive()
     }
 }
 
 /// Runs the controller until `shutdown` completes, then finishes the reconciles in
-/// progress and returns.
-pub async fn run(client: Client, settings: Settings, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
-    let (rotations, secrets): (Api<Guarded>, Api<PartialObjectMeta<Secret>>) = match &settings.namespace {
+/// progress and returns. With a list of namespaces, one controller runs per namespace, so
+/// that rotor needs permissions in those namespaces only.
+pub async fn run(client: Client, settings: Settings, shutdown: impl Future<Output = ()> + Send + 'static) {
+    let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
+        vec![None]
+    } else {
+        settings.namespaces.iter().cloned().map(Some).collect()
+    };
+    // Two watches per scope must list before rotor is ready.
+    let unsynced = Arc::new(AtomicUsize::new(2 * scopes.len()));
+    let shutdown = shutdown.boxed().shared();
+    info!(namespaces = ?settings.namespaces, "controller started");
+    let controllers = scopes
+        .into_iter()
+        .map(|scope| run_scope(client.clone(), &settings, scope, unsynced.clone(), shutdown.clone()));
+    futures::future::join_all(controllers).await;
+    settings.metrics.untrack_all();
+    info!("controller stopped");
+}
+
+/// Runs one controller over one namespace, or over all namespaces when `scope` is `None`.
+async fn run_scope(
+    client: Client,
+    settings: &Settings,
+    scope: Option<String>,
+    unsynced: Arc<AtomicUsize>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (rotations, secrets): (Api<Guarded>, Api<PartialObjectMeta<Secret>>) = match &scope {
         Some(namespace) => (
             Api::namespaced(client.clone(), namespace),
             Api::namespaced(client.clone(), namespace),
@@ -125,7 +153,6 @@ pub async fn run(client: Client, settings: Settings, shutdown: impl Future<Outpu
     };
     let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
 
-    let unsynced = Arc::new(AtomicUsize::new(2));
     let (secret_store, secret_writer) = reflector::store();
     let secret_stream = reflector::reflector(secret_writer, watcher(secrets, managed))
         .default_backoff()
@@ -141,11 +168,11 @@ pub async fn run(client: Client, settings: Settings, shutdown: impl Future<Outpu
     );
     let ctx = Arc::new(Context {
         client,
-        rotators: settings.rotators,
-        clock: settings.clock,
-        metrics: settings.metrics,
+        rotators: settings.rotators.clone(),
+        clock: settings.clock.clone(),
+        metrics: settings.metrics.clone(),
         recorder,
-        secrets: secret_store.clone(),
+        secrets: secret_store,
         errors: Mutex::new(HashMap::new()),
     });
 
@@ -153,6 +180,7 @@ pub async fn run(client: Client, settings: Settings, shutdown: impl Future<Outpu
     // predicate keeps them from triggering another reconcile. Spec edits and the manual
     // rotation annotation pass.
     let (rotation_store, rotation_writer) = reflector::store();
+    settings.metrics.track(rotation_store.clone());
     let rotation_stream = watcher(rotations, watcher::Config::default().any_semantic())
         .default_backoff()
         .reflect(rotation_writer)
@@ -162,9 +190,7 @@ pub async fn run(client: Client, settings: Settings, shutdown: impl Future<Outpu
             predicates::generation.combine(predicates::annotations),
             Default::default(),
         );
-    let controller = Controller::for_stream(rotation_stream, rotation_store.clone());
-    info!("controller started");
-    controller
+    Controller::for_stream(rotation_stream, rotation_store)
         .watches_stream(secret_stream, secret_owner)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -174,7 +200,6 @@ pub async fn run(client: Client, settings: Settings, shutdown: impl Future<Outpu
             }
         })
         .await;
-    info!("controller stopped");
 }
 
 /// Returns an inspector for a watch stream that counts `unsynced` down on the watch's first

@@ -208,7 +208,6 @@ async fn rotate(
             .stage(&rotation_id, &fresh)
             .await
             .map_err(|e| Failure::from_provider(object, &e))?;
-        ctx.metrics.cloud_call(rotator.provider(), "stage");
         debug!(rotation = %rotation.id, version = %staged.version, written = staged.written, "staged");
         if staged.written {
             value = Some(fresh);
@@ -226,7 +225,6 @@ async fn rotate(
             .promote(&version)
             .await
             .map_err(|e| Failure::from_provider(object, &e))?;
-        ctx.metrics.cloud_call(rotator.provider(), "promote");
         debug!(rotation = %rotation.id, version = %version, "promoted");
         rotation.previous_version = promoted.previous.map(|v| v.to_string());
         rotation.step = RotationStep::Publish;
@@ -236,13 +234,10 @@ async fn rotate(
 
     let value = match value {
         Some(value) => value,
-        None => {
-            ctx.metrics.cloud_call(rotator.provider(), "read");
-            rotator
-                .read(&version)
-                .await
-                .map_err(|e| Failure::from_provider(object, &e))?
-        }
+        None => rotator
+            .read(&version)
+            .await
+            .map_err(|e| Failure::from_provider(object, &e))?,
     };
     let published = Published {
         provider: rotator.provider(),
@@ -317,7 +312,6 @@ async fn publish(
 
     let rotator = build_rotator(object, ctx).await?;
     if !up_to_date {
-        ctx.metrics.cloud_call(rotator.provider(), "read");
         let value = rotator
             .read(&VersionId::new(current.clone()))
             .await

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::error::Error;
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -29,7 +30,9 @@ use tracing::debug;
 
 use super::{MANAGED_BY_TAG, OWNER_TAG, Owner};
 use crate::api::AwsProvider;
-use crate::rotation::{Credentials, Promoted, ProviderError, RotationId, Rotator, SecretValue, Staged, VersionId};
+use crate::rotation::{
+    CallObserver, Credentials, Promoted, ProviderError, RotationId, Rotator, SecretValue, Staged, VersionId,
+};
 
 /// Staging label of a version that is written but not yet in use.
 const PENDING: &str = "AWSPENDING";
@@ -72,6 +75,7 @@ const THROTTLING_ERROR_CODES: &[&str] = &["ThrottlingException", "TooManyRequest
 #[derive(Clone, Debug)]
 pub struct AwsFactory {
     sdk_config: SdkConfig,
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl AwsFactory {
@@ -84,7 +88,16 @@ impl AwsFactory {
     /// Creates a factory that starts every client from `sdk_config`, for tests that aim the
     /// SDK at an emulator.
     pub fn from_config(sdk_config: SdkConfig) -> Self {
-        Self { sdk_config }
+        Self {
+            sdk_config,
+            observer: None,
+        }
+    }
+
+    /// Reports every AWS call of the rotators this factory builds to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Builds the rotator for the secret that `spec` names. `credentials`, when given,
@@ -130,6 +143,7 @@ impl AwsFactory {
             secret_id: spec.secret_id.clone(),
             owner: owner.clone(),
             staged_labels: Arc::default(),
+            observer: self.observer.clone(),
         })
     }
 }
@@ -174,6 +188,7 @@ pub struct AwsRotator {
     owner: Owner,
     /// Version labels as the last `stage` of this rotator left them, for `promote`.
     staged_labels: Arc<Mutex<Option<VersionLabels>>>,
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl fmt::Debug for AwsRotator {
@@ -248,12 +263,14 @@ impl Rotator for AwsRotator {
 
     async fn read(&self, version: &VersionId) -> Result<SecretValue, ProviderError> {
         debug!(operation = GET_SECRET_VALUE, secret = %self.secret_id, version = %version, "calling AWS");
-        let output = self
+        let call = self
             .client
             .get_secret_value()
             .secret_id(&self.secret_id)
             .version_id(version.as_str())
-            .send()
+            .send();
+        let output = self
+            .timed(GET_SECRET_VALUE, call)
             .await
             .map_err(|error| self.provider_error(GET_SECRET_VALUE, Some(version), &error))?;
 
@@ -389,7 +406,11 @@ impl AwsRotator {
 
     async fn describe(&self) -> Result<DescribeSecretOutput, SdkError<DescribeSecretError, HttpResponse>> {
         debug!(operation = DESCRIBE_SECRET, secret = %self.secret_id, "calling AWS");
-        self.client.describe_secret().secret_id(&self.secret_id).send().await
+        self.timed(
+            DESCRIBE_SECRET,
+            self.client.describe_secret().secret_id(&self.secret_id).send(),
+        )
+        .await
     }
 
     /// Creates the secret with `value` as its first version, which AWS labels `AWSCURRENT`,
@@ -401,15 +422,16 @@ impl AwsRotator {
     ) -> Result<(), SdkError<CreateSecretError, HttpResponse>> {
         debug!(operation = CREATE_SECRET, secret = %self.secret_id, rotation = %rotation, "calling AWS");
         let owner = format!("{}/{}", self.owner.namespace, self.owner.name);
-        self.client
+        let call = self
+            .client
             .create_secret()
             .name(&self.secret_id)
             .secret_string(value.expose())
             .client_request_token(rotation.as_str())
             .tags(Tag::builder().key(MANAGED_BY_TAG).value("rotor").build())
             .tags(Tag::builder().key(OWNER_TAG).value(owner).build())
-            .send()
-            .await?;
+            .send();
+        self.timed(CREATE_SECRET, call).await?;
         Ok(())
     }
 
@@ -419,14 +441,15 @@ impl AwsRotator {
         value: &SecretValue,
     ) -> Result<(), SdkError<PutSecretValueError, HttpResponse>> {
         debug!(operation = PUT_SECRET_VALUE, secret = %self.secret_id, rotation = %rotation, "calling AWS");
-        self.client
+        let call = self
+            .client
             .put_secret_value()
             .secret_id(&self.secret_id)
             .secret_string(value.expose())
             .client_request_token(rotation.as_str())
             .version_stages(PENDING)
-            .send()
-            .await?;
+            .send();
+        self.timed(PUT_SECRET_VALUE, call).await?;
         Ok(())
     }
 
@@ -439,13 +462,15 @@ impl AwsRotator {
             version = %version,
             "calling AWS"
         );
-        self.client
+        let call = self
+            .client
             .update_secret_version_stage()
             .secret_id(&self.secret_id)
             .version_stage(CURRENT)
             .move_to_version_id(version.as_str())
             .set_remove_from_version_id(current.map(|current| current.as_str().to_owned()))
-            .send()
+            .send();
+        self.timed(UPDATE_SECRET_VERSION_STAGE, call)
             .await
             .map_err(|error| self.provider_error(UPDATE_SECRET_VERSION_STAGE, Some(version), &error))?;
         Ok(())
@@ -460,12 +485,14 @@ impl AwsRotator {
             version = %version,
             "calling AWS"
         );
-        self.client
+        let call = self
+            .client
             .update_secret_version_stage()
             .secret_id(&self.secret_id)
             .version_stage(stage)
             .remove_from_version_id(version.as_str())
-            .send()
+            .send();
+        self.timed(UPDATE_SECRET_VERSION_STAGE, call)
             .await
             .map_err(|error| self.provider_error(UPDATE_SECRET_VERSION_STAGE, Some(version), &error))?;
         Ok(())
@@ -487,6 +514,30 @@ impl AwsRotator {
             secret: self.secret_id.clone(),
             version: version.to_string(),
         }
+    }
+
+    /// Awaits one AWS call and reports its outcome and duration to the observer.
+    async fn timed<T, E>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> Result<T, SdkError<E, HttpResponse>>
+    where
+        E: ProvideErrorMetadata + Error + 'static,
+    {
+        let started = Instant::now();
+        let result = call.await;
+        if let Some(observer) = &self.observer {
+            // A missing secret is an expected answer before the first rotation, so it gets
+            // its own outcome instead of counting as a cloud error.
+            let outcome = match &result {
+                Ok(_) => "success",
+                Err(error) if has_code(error, RESOURCE_NOT_FOUND) => "NotFound",
+                Err(error) => self.provider_error(operation, None, error).reason().as_str(),
+            };
+            observer.observe("aws", operation, outcome, started.elapsed());
+        }
+        result
     }
 
     fn provider_error<E>(

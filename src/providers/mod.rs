@@ -7,7 +7,9 @@ pub mod aws;
 
 use crate::api::SecretRotationSpec;
 use crate::rotation::memory::MemoryStore;
-use crate::rotation::{Credentials, ProviderError, Rotator};
+use std::sync::Arc;
+
+use crate::rotation::{CallObserver, Credentials, ProviderError, Rotator};
 
 /// The `SecretRotation` a rotator works for, recorded as tags on the cloud secrets it
 /// creates.
@@ -43,11 +45,13 @@ pub struct CloudProviders {
 
 impl CloudProviders {
     /// Loads each provider's ambient configuration (region, endpoint and credential chain
-    /// from the environment) once.
-    pub async fn from_env() -> Self {
+    /// from the environment) once. Every cloud call is reported to `observer`.
+    pub async fn from_env(observer: Arc<dyn CallObserver>) -> Self {
+        #[cfg(not(feature = "aws"))]
+        let _ = observer;
         Self {
             #[cfg(feature = "aws")]
-            aws: aws::AwsFactory::from_env().await,
+            aws: aws::AwsFactory::from_env().await.with_observer(observer.clone()),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod generator;
 pub mod memory;
 
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -188,6 +189,13 @@ impl ProviderError {
             Self::Cloud { .. } => "rotor retries with backoff; check the endpoint and the cloud's status",
         }
     }
+}
+
+/// Receives one record per call to a cloud API, for metrics.
+pub trait CallObserver: Send + Sync + fmt::Debug {
+    /// Records a call of `operation` that ended with `outcome` (`success` or a failure
+    /// reason) after `duration`.
+    fn observe(&self, provider: &'static str, operation: &'static str, outcome: &'static str, duration: Duration);
 }
 
 /// Static credentials read from a Kubernetes Secret named in `spec.provider.*.auth`.

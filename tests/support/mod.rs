@@ -225,7 +225,7 @@ pub mod harness {
             metrics: metrics.clone(),
             ready: Arc::new(AtomicBool::new(false)),
             instance: Some("integration-test".to_owned()),
-            namespace: Some(namespace.to_owned()),
+            namespaces: vec![namespace.to_owned()],
         };
         let (shutdown, signal) = oneshot::channel::<()>();
         let client = client.clone();
@@ -244,7 +244,7 @@ pub mod harness {
 
     /// The real cloud providers, configured from the environment that `env.sh` exports.
     pub async fn cloud_providers() -> Arc<dyn RotatorFactory> {
-        Arc::new(rotor::providers::CloudProviders::from_env().await)
+        Arc::new(rotor::providers::CloudProviders::from_env(Arc::new(Metrics::new())).await)
     }
 
     /// Installs the CRD from `crds/` once per test binary.
