@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::controller::{self, Settings};
 
-/// Where the Lease lives and how long a holder keeps it without renewing.
+/// Location of the Lease and how long a holder keeps it without renewing.
 #[derive(Clone, Debug)]
 pub struct LeaseSettings {
     pub namespace: String,

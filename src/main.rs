@@ -185,7 +185,7 @@ async fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-/// The host name with a random suffix, so that two processes on one host differ.
+/// Returns the host name with a random suffix, so that two processes on one host differ.
 fn default_identity() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|name| name.trim().to_owned())

@@ -1,7 +1,7 @@
 //! Prometheus metrics (prefix `rotor_`) and their registry, encoded in the text format on
 //! `/metrics`. Counter and histogram labels are bounded: provider, operation, outcome and
 //! static reasons, never an object name. Only the per-object gauges carry `namespace` and
-//! `name`; they are computed at scrape time from the controller's cache, so a deleted
+//! `name`. They are computed at scrape time from the controller's cache, so a deleted
 //! object's series disappear with it. No IO.
 
 use std::sync::atomic::AtomicI64;
@@ -197,7 +197,7 @@ impl Metrics {
         self.objects.lock().clear();
     }
 
-    /// The registry in the OpenMetrics text format.
+    /// Encodes the registry in the OpenMetrics text format.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;

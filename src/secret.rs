@@ -26,7 +26,7 @@ pub const VERSION_ANNOTATION: &str = "rotor.dev/version";
 /// Annotation with the time the value was rotated (RFC 3339).
 pub const ROTATED_AT_ANNOTATION: &str = "rotor.dev/rotated-at";
 
-/// What the Secret's annotations record about the value, besides the value itself.
+/// Facts about the value that the Secret's annotations record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Published {
     pub provider: &'static str,
@@ -91,7 +91,7 @@ pub fn ownership(rotation: &SecretRotation, existing: Option<&ObjectMeta>) -> Ow
     }
 }
 
-/// The Secret rotor applies with server-side apply. Under `Merge` it carries only rotor's
+/// Renders the Secret that rotor applies with server-side apply. Under `Merge` it carries only rotor's
 /// key, labels and annotations, so fields other managers set are left alone.
 pub fn render(rotation: &SecretRotation, value: &SecretValue, published: &Published) -> Secret {
     let target = &rotation.spec.target;
@@ -179,8 +179,8 @@ pub fn is_up_to_date(existing: &Secret, desired: &Secret) -> bool {
         && contains(&existing.metadata.annotations, &desired.metadata.annotations)
 }
 
-/// True when a Secret's metadata alone shows it holds `version` for `rotation`: the
-/// controller then neither reads the Secret's data nor the cloud.
+/// Returns true when a Secret's metadata alone shows that it contains `version` for
+/// `rotation`. The controller then reads neither the Secret's data nor the cloud.
 pub fn metadata_shows_version(rotation: &SecretRotation, meta: &ObjectMeta, version: &str) -> bool {
     let annotation = |key: &str| meta.annotations.as_ref().and_then(|a| a.get(key)).map(String::as_str);
     annotation(VERSION_ANNOTATION) == Some(version)

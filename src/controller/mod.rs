@@ -92,7 +92,7 @@ impl std::fmt::Debug for Context {
     }
 }
 
-/// What the controller needs besides a client.
+/// Dependencies and options of the controller, besides the client.
 #[derive(Clone)]
 pub struct Settings {
     pub rotators: Arc<dyn RotatorFactory>,
@@ -221,7 +221,7 @@ fn mark_synced<K>(
     }
 }
 
-/// The `SecretRotation` that writes a managed Secret, from the Secret's annotation.
+/// Maps a managed Secret to the `SecretRotation` named in its annotation.
 fn secret_owner(secret: PartialObjectMeta<Secret>) -> Option<ObjectRef<Guarded>> {
     let name = secret.metadata.annotations.as_ref()?.get(SECRET_ROTATION_ANNOTATION)?;
     let namespace = secret.metadata.namespace.as_deref()?;

@@ -31,7 +31,7 @@ pub struct Validated {
 /// Shortest `rotationInterval` accepted, matching the CRD's CEL rule.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(60);
 
-/// The validate step: checks what the CRD schema cannot.
+/// Runs the validate step: checks what the CRD schema cannot.
 pub fn validate(spec: &SecretRotationSpec) -> Result<Validated, ValidationError> {
     let parsed: kube::core::Duration =
         spec.rotation_interval
@@ -51,7 +51,7 @@ pub fn validate(spec: &SecretRotationSpec) -> Result<Validated, ValidationError>
     })
 }
 
-/// What reconcile observed, as input to [`plan`].
+/// Observations of one reconcile, the input of [`plan`].
 #[derive(Clone, Copy, Debug)]
 pub struct Observed<'a> {
     pub spec: &'a SecretRotationSpec,
@@ -87,7 +87,7 @@ impl Action {
     }
 }
 
-/// The plan step.
+/// Runs the plan step: decides what the apply step does.
 pub fn plan(observed: &Observed<'_>, validated: Validated, now: Timestamp) -> Action {
     let status = observed.status;
 
@@ -139,7 +139,7 @@ pub fn plan(observed: &Observed<'_>, validated: Validated, now: Timestamp) -> Ac
     }
 }
 
-/// Why a rotation is due now, if one is.
+/// Returns the trigger of a rotation that is due now, if one is.
 fn rotation_trigger(observed: &Observed<'_>, validated: Validated, now: Timestamp) -> Option<RotationTrigger> {
     let status = observed.status;
     if status.current_version.is_none() || status.last_rotation_time.is_none() {
@@ -165,7 +165,7 @@ pub fn next_rotation(observed: &Observed<'_>, validated: Validated) -> Option<Ti
     Some(schedule::next_rotation(last, validated.interval, observed.uid))
 }
 
-/// The end of the current backoff, if the object failed recently. A spec change or a new
+/// Returns the end of the current backoff, if the object failed recently. A spec change or a new
 /// `rotor.dev/rotate-requested-at` value ends the backoff at once, so that a user who fixed
 /// the cause does not wait for it.
 pub fn backing_off(observed: &Observed<'_>, now: Timestamp) -> Option<Timestamp> {
@@ -191,9 +191,9 @@ pub fn backing_off(observed: &Observed<'_>, now: Timestamp) -> Option<Timestamp>
     (until > now).then_some(until)
 }
 
-/// Fingerprint of the settings that determine which cloud secret is rotated and how its
-/// values are made; credentials, endpoint and target are left out because changing them
-/// does not call for a new value.
+/// Returns a fingerprint of the settings that determine which cloud secret is rotated and
+/// how its values are made. Credentials, endpoint and target are left out because changing
+/// them does not call for a new value.
 pub fn source_hash(spec: &SecretRotationSpec) -> String {
     let mut input = String::from(spec.provider_name());
     if let Some(aws) = &spec.provider.aws {

@@ -1,7 +1,7 @@
 //! Reconcile of one `SecretRotation`, as a pipeline of named steps: fetch, validate, plan,
-//! apply, status. Validate and plan are pure (`plan.rs`); this module does the IO: reads
-//! from the cache and the API server, cloud calls through a `Rotator`, the Secret write,
-//! the status patch and Events.
+//! apply, status. Validate and plan are pure functions in `plan.rs`. This module does the
+//! IO: reads from the cache and the API server, cloud calls through a `Rotator`, the
+//! Secret write, the status patch and Events.
 
 use std::sync::Arc;
 
@@ -103,7 +103,7 @@ async fn run_pipeline(cached: Arc<SecretRotation>, ctx: &Context) -> Result<Requ
         Action::Rotate { rotation, resumed } => match rotate(&object, rotation, resumed, validated, ctx, now).await {
             Ok(requeue) => Ok(requeue),
             Err(StepError::Failure(failure)) => {
-                // The object as rotate() last wrote it holds the in-flight step to resume.
+                // The object as rotate() last wrote it records the in-flight step to resume.
                 let latest = refetch(&object, ctx).await?.map(Arc::new).unwrap_or(object);
                 report_failure(&latest, failure, ctx, now).await
             }
@@ -112,7 +112,7 @@ async fn run_pipeline(cached: Arc<SecretRotation>, ctx: &Context) -> Result<Requ
     }
 }
 
-/// Why an apply step stopped.
+/// Cause of an apply step's early stop.
 enum StepError {
     Failure(Failure),
     Kube(Error),
@@ -136,7 +136,7 @@ impl From<kube::Error> for StepError {
     }
 }
 
-/// The plan's view of the object and of the cached target Secret metadata.
+/// Builds the plan's view of the object and of the cached target Secret metadata.
 fn observe<'a>(object: &'a SecretRotation, ctx: &Context) -> Observed<'a> {
     let status = object.status.as_ref().unwrap_or(&EMPTY_STATUS);
     let target_in_sync = status.current_version.as_deref().is_some_and(|version| {

@@ -36,7 +36,7 @@ pub fn set_condition(
     }
 }
 
-/// The condition of `type_`, if set.
+/// Returns the condition of `type_`, if set.
 pub fn condition(status: &SecretRotationStatus, type_: ConditionType) -> Option<&Condition> {
     status.conditions.iter().find(|c| c.type_ == type_.as_str())
 }
@@ -61,7 +61,7 @@ fn base(previous: &SecretRotationStatus, ctx: &StatusContext) -> SecretRotationS
     }
 }
 
-/// A rotation started or moved to `rotation.step`.
+/// Builds the status of a rotation that started or moved to `rotation.step`.
 pub fn rotating(
     previous: &SecretRotationStatus,
     rotation: &InFlightRotation,
@@ -95,7 +95,7 @@ pub fn rotating(
     status
 }
 
-/// What a finished rotation or publish produced.
+/// Result of a finished rotation or publish.
 #[derive(Clone, Debug)]
 pub struct Success {
     pub current_version: String,
@@ -107,7 +107,7 @@ pub struct Success {
     pub rotate_request: Option<String>,
 }
 
-/// The Secret holds the current version: Ready=True, backoff reset.
+/// Builds the status after the Secret received the current version: Ready=True, backoff reset.
 pub fn succeeded(previous: &SecretRotationStatus, success: &Success, ctx: &StatusContext) -> SecretRotationStatus {
     let mut status = base(previous, ctx);
     status.rotation = None;
@@ -170,7 +170,7 @@ pub fn suspended(previous: &SecretRotationStatus, ctx: &StatusContext) -> Secret
     status
 }
 
-/// A step failed: Ready=False with `reason`, failure counted for backoff. An in-flight
+/// Builds the status after a failed step: Ready=False with `reason`, failure counted for backoff. An in-flight
 /// rotation stays recorded so that the retry resumes it.
 pub fn failed(
     previous: &SecretRotationStatus,
