@@ -356,13 +356,38 @@ impl RotationTrigger {
 impl SecretRotationSpec {
     /// Provider name as used in status, annotations and metric labels.
     pub fn provider_name(&self) -> &'static str {
-        // NOTE: admission guarantees exactly one provider; `aws` is the only one so far.
-        "aws"
+        self.provider.name()
     }
 
     /// True when `suspend` is set to true.
     pub fn is_suspended(&self) -> bool {
         self.suspend.unwrap_or(false)
+    }
+}
+
+impl ProviderSpec {
+    /// Name of the configured provider: `aws`, `azure` or `gcp`.
+    pub fn name(&self) -> &'static str {
+        // NOTE: admission guarantees exactly one provider, and `aws` is the only one so far.
+        "aws"
+    }
+
+    /// Name of the cloud secret for messages, such as the AWS secret id.
+    pub fn cloud_secret(&self) -> String {
+        self.aws.as_ref().map(|aws| aws.secret_id.clone()).unwrap_or_default()
+    }
+
+    /// Parts that identify the cloud secret: a change of any of them means another secret.
+    pub fn identity(&self) -> Vec<&str> {
+        match &self.aws {
+            Some(aws) => vec![self.name(), &aws.region, &aws.secret_id],
+            None => vec![self.name()],
+        }
+    }
+
+    /// The credentials Secret the provider's `auth` names, if any.
+    pub fn credentials_ref(&self) -> Option<&SecretReference> {
+        self.aws.as_ref()?.auth.as_ref()?.secret_ref.as_ref()
     }
 }
 

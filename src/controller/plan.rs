@@ -195,13 +195,7 @@ pub fn backing_off(observed: &Observed<'_>, now: Timestamp) -> Option<Timestamp>
 /// how its values are made. Credentials, endpoint and target are left out because changing
 /// them does not call for a new value.
 pub fn source_hash(spec: &SecretRotationSpec) -> String {
-    let mut input = String::from(spec.provider_name());
-    if let Some(aws) = &spec.provider.aws {
-        input.push('\0');
-        input.push_str(&aws.region);
-        input.push('\0');
-        input.push_str(&aws.secret_id);
-    }
+    let mut input = spec.provider.identity().join("\0");
     input.push('\0');
     input.push_str(&serde_json::to_string(&spec.generator).unwrap_or_default());
     format!("{:016x}", schedule::fnv1a(input.as_bytes()))

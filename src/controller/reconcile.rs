@@ -349,14 +349,7 @@ async fn build_rotator(object: &SecretRotation, ctx: &Context) -> Result<Box<dyn
 }
 
 async fn read_credentials(object: &SecretRotation, ctx: &Context) -> Result<Option<Credentials>, StepError> {
-    let secret_ref = object
-        .spec
-        .provider
-        .aws
-        .as_ref()
-        .and_then(|aws| aws.auth.as_ref())
-        .and_then(|auth| auth.secret_ref.as_ref());
-    let Some(secret_ref) = secret_ref else {
+    let Some(secret_ref) = object.spec.provider.credentials_ref() else {
         return Ok(None);
     };
     let source = format!("{}/{}", namespace(object), secret_ref.name);
@@ -525,7 +518,7 @@ async fn refetch(object: &SecretRotation, ctx: &Context) -> Result<Option<Secret
 fn status_context(object: &SecretRotation, rotator: Option<&dyn Rotator>, now: Timestamp) -> StatusContext {
     let cloud_secret = rotator
         .map(|r| r.secret_name())
-        .unwrap_or_else(|| cloud_secret_name(object));
+        .unwrap_or_else(|| object.spec.provider.cloud_secret());
     StatusContext {
         generation: object.metadata.generation,
         provider: object.spec.provider_name(),
@@ -557,14 +550,4 @@ fn reference(object: &SecretRotation) -> String {
 
 fn target_reference(object: &SecretRotation) -> String {
     format!("{}/{}", namespace(object), object.spec.target.name)
-}
-
-fn cloud_secret_name(object: &SecretRotation) -> String {
-    object
-        .spec
-        .provider
-        .aws
-        .as_ref()
-        .map(|aws| aws.secret_id.clone())
-        .unwrap_or_default()
 }
