@@ -26,9 +26,10 @@ env-down:
 integration:
 	$(ENV) && cargo test --test '*' -- --test-threads=4
 
-## crd: regenerate crds/ from the Rust types
+## crd: regenerate crds/ and the chart's copy from the Rust types
 crd:
 	cargo run --quiet -- crd > crds/secretrotations.rotor.dev.yaml
+	cp crds/secretrotations.rotor.dev.yaml charts/rotor/files/crds/secretrotations.rotor.dev.yaml
 
 ## demo: start the environment and rotor, apply config/samples/aws.yaml with a 1m interval, watch it rotate
 demo:

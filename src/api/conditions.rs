@@ -80,6 +80,8 @@ pub enum Reason {
     Conflict,
     /// The Kubernetes API rejected a write of the target Secret.
     SecretWriteFailed,
+    /// rotor's service account may not read or write a Secret it needs.
+    Forbidden,
 }
 
 impl Reason {
@@ -104,6 +106,7 @@ impl Reason {
             Self::TargetNotOwned => "TargetNotOwned",
             Self::Conflict => "Conflict",
             Self::SecretWriteFailed => "SecretWriteFailed",
+            Self::Forbidden => "Forbidden",
         }
     }
 }

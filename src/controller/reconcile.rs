@@ -354,15 +354,19 @@ async fn read_credentials(object: &SecretRotation, ctx: &Context) -> Result<Opti
     };
     let source = format!("{}/{}", namespace(object), secret_ref.name);
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace(object));
-    let secret = api.get_opt(&secret_ref.name).await?.ok_or_else(|| {
-        Failure::from_provider(
-            object,
-            &ProviderError::CredentialsNotFound {
-                name: source.clone(),
-                message: "the Secret does not exist".to_owned(),
-            },
-        )
-    })?;
+    let secret = api
+        .get_opt(&secret_ref.name)
+        .await
+        .map_err(|error| forbidden_or_kube(object, "read", &secret_ref.name, error))?
+        .ok_or_else(|| {
+            Failure::from_provider(
+                object,
+                &ProviderError::CredentialsNotFound {
+                    name: source.clone(),
+                    message: "the Secret does not exist".to_owned(),
+                },
+            )
+        })?;
     let data = secret
         .data
         .unwrap_or_default()
@@ -378,7 +382,28 @@ async fn read_credentials(object: &SecretRotation, ctx: &Context) -> Result<Opti
 
 async fn get_target(object: &SecretRotation, ctx: &Context) -> Result<Option<Secret>, StepError> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace(object));
-    Ok(api.get_opt(&object.spec.target.name).await?)
+    api.get_opt(&object.spec.target.name)
+        .await
+        .map_err(|error| forbidden_or_kube(object, "read", &object.spec.target.name, error))
+}
+
+/// Turns a 403 answer into a [`Failure`] that tells the user which permission rotor lacks;
+/// other errors stay controller errors and are retried.
+fn forbidden_or_kube(object: &SecretRotation, verb: &str, secret: &str, error: kube::Error) -> StepError {
+    match error {
+        kube::Error::Api(status) if status.code == 403 => Failure {
+            reason: Reason::Forbidden,
+            message: format!(
+                "rotor may not {verb} Secret {}/{secret}: {}; grant rotor's service account get, create and patch on \
+                 secrets in namespace {} (Helm value watchNamespaces)",
+                namespace(object),
+                status.message,
+                namespace(object)
+            ),
+        }
+        .into(),
+        other => other.into(),
+    }
 }
 
 fn check_ownership(object: &SecretRotation, target: Option<&Secret>) -> Result<(), Failure> {
@@ -433,7 +458,7 @@ async fn write_target(
             ),
         }
         .into()),
-        Err(error) => Err(error.into()),
+        Err(error) => Err(forbidden_or_kube(object, "write", &object.spec.target.name, error)),
     }
 }
 
