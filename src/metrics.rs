@@ -30,6 +30,11 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RotationLabels {
     provider: &'static str,
     /// `success`, or the failure reason.
@@ -66,6 +71,7 @@ struct BuildLabels {
 pub struct Metrics {
     registry: Registry,
     reconciles: Family<ResultLabels, Counter>,
+    reconcile_failures: Family<ReasonLabels, Counter>,
     reconcile_duration: Histogram,
     rotations: Family<RotationLabels, Counter>,
     cloud_calls: Family<CloudCallLabels, Counter>,
@@ -87,8 +93,14 @@ impl Metrics {
         let reconciles = Family::<ResultLabels, Counter>::default();
         registry.register(
             "reconciles",
-            "Reconciles of SecretRotation objects by result",
+            "Reconciles of SecretRotation objects by result: success (finished, including failures reported in status) or error (a Kubernetes API error, retried)",
             reconciles.clone(),
+        );
+        let reconcile_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "reconcile_failures",
+            "Failures reported in SecretRotation status, by reason",
+            reconcile_failures.clone(),
         );
         let reconcile_duration = Histogram::new([0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]);
         registry.register(
@@ -144,6 +156,7 @@ impl Metrics {
         Self {
             registry,
             reconciles,
+            reconcile_failures,
             reconcile_duration,
             rotations,
             cloud_calls,
@@ -159,6 +172,12 @@ impl Metrics {
         self.reconcile_duration.observe(duration.as_secs_f64());
     }
 
+    /// Counts a failure that reconcile reported in status, by its static reason.
+    pub fn reconcile_failure(&self, reason: &'static str) {
+        self.reconcile_failures.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts a rotation attempt that finished with `result`: `success` or a failure reason.
     pub fn rotation(&self, provider: &'static str, result: &'static str) {
         self.rotations.get_or_create(&RotationLabels { provider, result }).inc();
     }

@@ -179,6 +179,20 @@ pub fn is_up_to_date(existing: &Secret, desired: &Secret) -> bool {
         && contains(&existing.metadata.annotations, &desired.metadata.annotations)
 }
 
+/// Returns true when a field manager other than rotor's has written the data key `key`,
+/// for example `kubectl edit` or `kubectl patch`. The value may then differ from the cloud
+/// version even though the annotations still name it.
+pub fn key_written_by_others(secret: &Secret, key: &str, field_manager: &str) -> bool {
+    let field = format!("f:{key}");
+    secret.metadata.managed_fields.iter().flatten().any(|entry| {
+        entry.manager.as_deref() != Some(field_manager)
+            && entry
+                .fields_v1
+                .as_ref()
+                .is_some_and(|fields| fields.0.get("f:data").and_then(|data| data.get(&field)).is_some())
+    })
+}
+
 /// Returns true when a Secret's metadata alone shows that it contains `version` for
 /// `rotation`. The controller then reads neither the Secret's data nor the cloud.
 pub fn metadata_shows_version(rotation: &SecretRotation, meta: &ObjectMeta, version: &str) -> bool {
@@ -310,6 +324,28 @@ mod tests {
             .get_or_insert_default()
             .insert("other".to_owned(), ByteString(b"x".to_vec()));
         assert!(is_up_to_date(&existing, &desired));
+    }
+
+    #[test]
+    fn key_edited_by_kubectl_is_detected() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
+        let rotation = rotation(CreationPolicy::Owner);
+        let mut secret = render(&rotation, &value(), &published());
+        let entry = |manager: &str, fields: serde_json::Value| ManagedFieldsEntry {
+            manager: Some(manager.to_owned()),
+            fields_v1: Some(FieldsV1(fields)),
+            ..ManagedFieldsEntry::default()
+        };
+        secret.metadata.managed_fields = Some(vec![
+            entry("rotor", serde_json::json!({"f:data": {"f:password": {}}})),
+            entry("kubectl-edit", serde_json::json!({"f:data": {"f:other": {}}})),
+        ]);
+        assert!(!key_written_by_others(&secret, "password", "rotor"));
+        secret.metadata.managed_fields.get_or_insert_default().push(entry(
+            "kubectl-patch",
+            serde_json::json!({"f:data": {"f:password": {}}}),
+        ));
+        assert!(key_written_by_others(&secret, "password", "rotor"));
     }
 
     #[test]

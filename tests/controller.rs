@@ -826,3 +826,54 @@ async fn missing_credentials_secret_is_reported() {
     assert!(fx.secret_value().await.is_some());
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn edited_secret_value_is_restored() {
+    let fx = Fixture::new("ctl-edited").await;
+    let controller = harness::start_controller(&fx.client, &fx.namespace, harness::cloud_providers().await).await;
+    fx.apply(&fx.manifest("24h")).await.expect("applies the SecretRotation");
+    let object = fx.wait_rotated("db", None, Duration::from_secs(30)).await;
+    let version = object.status.and_then(|s| s.current_version).expect("version");
+    let value = fx.secret_value().await.expect("value");
+
+    // As `kubectl patch secret db-credentials --type merge` does.
+    let patch = serde_json::json!({"data": {"password": "ZWRpdGVk"}});
+    fx.secrets()
+        .patch("db-credentials", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("edits the Secret");
+    let restored = harness::wait_for(Duration::from_secs(30), "the edited value to be restored", || async {
+        fx.secret_value().await.filter(|current| current != "edited")
+    })
+    .await;
+    assert_eq!(restored, value);
+    let after = fx.get("db").await.status.and_then(|s| s.current_version);
+    assert_eq!(
+        after.as_deref(),
+        Some(version.as_str()),
+        "restoring the value rotated it"
+    );
+    let published = fx
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Published"))
+        .count();
+    assert_eq!(published, 1);
+
+    // A change by another writer to a key rotor does not own leaves the value alone.
+    let other = serde_json::json!({"metadata": {"labels": {"team": "shop"}}});
+    fx.secrets()
+        .patch("db-credentials", &PatchParams::default(), &Patch::Merge(&other))
+        .await
+        .expect("labels the Secret");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let published = fx
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Published"))
+        .count();
+    assert_eq!(published, 1, "a label change made rotor write the Secret again");
+    controller.stop().await;
+}

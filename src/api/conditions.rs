@@ -47,6 +47,8 @@ pub enum Reason {
     Rotated,
     /// Ready=True while `suspend` is set.
     Suspended,
+    /// The Secret was written again from the current version, without a rotation.
+    Published,
 
     // Rotating=True: why a rotation started or continues.
     Initial,
@@ -89,6 +91,7 @@ impl Reason {
         match self {
             Self::Rotated => "Rotated",
             Self::Suspended => "Suspended",
+            Self::Published => "Published",
             Self::Initial => "Initial",
             Self::Scheduled => "Scheduled",
             Self::ManuallyTriggered => "ManuallyTriggered",

@@ -35,6 +35,7 @@ pub const GROUP: &str = "rotor.dev";
     status = "SecretRotationStatus",
     doc = "Rotates one secret in a cloud secret store on a schedule and publishes the current value into a Kubernetes Secret.",
     printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name": "Provider", "type": "string", "jsonPath": ".status.provider"}"#,
     printcolumn = r#"{"name": "Version", "type": "string", "jsonPath": ".status.currentVersion"}"#,
     printcolumn = r#"{"name": "Last Rotation", "type": "date", "jsonPath": ".status.lastRotationTime"}"#,
@@ -260,6 +261,12 @@ pub struct SecretRotationStatus {
     /// a change of either starts a new rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_hash: Option<String>,
+
+    /// `metadata.resourceVersion` of the target Secret when rotor last wrote or checked it. A
+    /// different one means the Secret changed, so rotor compares it with the current version
+    /// and writes it again if needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_resource_version: Option<String>,
 
     /// Value of the `rotor.dev/rotate-requested-at` annotation that the last manual rotation
     /// handled.

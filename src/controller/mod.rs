@@ -23,7 +23,7 @@ use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Predicate, WatchStreamExt, predicates, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use crate::api::{Reason, SecretRotation};
@@ -154,8 +154,11 @@ async fn run_scope(
     let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
 
     let (secret_store, secret_writer) = reflector::store();
-    let secret_stream = reflector::reflector(secret_writer, watcher(secrets, managed))
+    // managedFields are the largest part of most objects and the caches never read them.
+    let secret_stream = watcher(secrets, managed)
         .default_backoff()
+        .modify(|secret| secret.managed_fields_mut().clear())
+        .reflect(secret_writer)
         .inspect(mark_synced(unsynced.clone(), settings.ready.clone()))
         .touched_objects();
 
@@ -183,6 +186,7 @@ async fn run_scope(
     settings.metrics.track(rotation_store.clone());
     let rotation_stream = watcher(rotations, watcher::Config::default().any_semantic())
         .default_backoff()
+        .modify(|rotation| rotation.managed_fields_mut().clear())
         .reflect(rotation_writer)
         .inspect(mark_synced(unsynced, settings.ready.clone()))
         .applied_objects()

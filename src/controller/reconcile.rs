@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType};
@@ -17,7 +17,9 @@ use tracing::{debug, info, warn};
 use super::plan::{self, Action, Observed, Validated};
 use super::status::{self, StatusContext, Success};
 use super::{Context, Error, FIELD_MANAGER, schedule};
-use crate::api::{InFlightRotation, ROTATE_REQUESTED_AT, Reason, RotationStep, SecretRotation, SecretRotationStatus};
+use crate::api::{
+    ConditionType, InFlightRotation, ROTATE_REQUESTED_AT, Reason, RotationStep, SecretRotation, SecretRotationStatus,
+};
 use crate::providers::Owner;
 use crate::rotation::{Credentials, ProviderError, RotationId, Rotator, SecretValue, VersionId, generator};
 use crate::secret::{self, Ownership, Published};
@@ -49,7 +51,8 @@ pub async fn reconcile(cached: Arc<SecretRotation>, ctx: Arc<Context>) -> Result
 }
 
 async fn run_pipeline(cached: Arc<SecretRotation>, ctx: &Context) -> Result<Requeue, Error> {
-    let now = ctx.clock.now();
+    // Status times have whole seconds, so the schedule is computed from whole seconds too.
+    let now = Timestamp::from_second(ctx.clock.now().as_second()).unwrap_or_else(|_| ctx.clock.now());
 
     // validate
     let validated = match plan::validate(&cached.spec) {
@@ -85,6 +88,14 @@ async fn run_pipeline(cached: Arc<SecretRotation>, ctx: &Context) -> Result<Requ
         action = plan::plan(&observe(&object, ctx), validated, now);
     }
     debug!(action = ?action, "planned");
+    let was_suspended = object
+        .status
+        .as_ref()
+        .and_then(|status| status::condition(status, ConditionType::Ready))
+        .is_some_and(|ready| ready.reason == Reason::Suspended.as_str());
+    if was_suspended && !object.spec.is_suspended() {
+        info!("rotation resumed");
+    }
 
     // apply and status
     match action {
@@ -92,7 +103,14 @@ async fn run_pipeline(cached: Arc<SecretRotation>, ctx: &Context) -> Result<Requ
         Action::BackOff { until } => Ok(requeue_at(until, now)),
         Action::Suspend => {
             let next = status::suspended(&current_status(&object), &status_context(&object, None, now));
-            patch_status_if_changed(&object, next, ctx).await?;
+            if patch_status_if_changed(&object, next, ctx).await? {
+                info!("rotation suspended");
+                let note = format!(
+                    "rotation of SecretRotation {} is suspended; the Secret keeps its value",
+                    reference(&object)
+                );
+                publish_event(&object, EventType::Normal, Reason::Suspended, note, None, ctx).await;
+            }
             Ok(Requeue::await_change())
         }
         Action::Publish => match publish(&object, validated, ctx, now).await {
@@ -103,6 +121,8 @@ async fn run_pipeline(cached: Arc<SecretRotation>, ctx: &Context) -> Result<Requ
         Action::Rotate { rotation, resumed } => match rotate(&object, rotation, resumed, validated, ctx, now).await {
             Ok(requeue) => Ok(requeue),
             Err(StepError::Failure(failure)) => {
+                ctx.metrics
+                    .rotation(object.spec.provider_name(), failure.reason.as_str());
                 // The object as rotate() last wrote it records the in-flight step to resume.
                 let latest = refetch(&object, ctx).await?.map(Arc::new).unwrap_or(object);
                 report_failure(&latest, failure, ctx, now).await
@@ -141,9 +161,11 @@ fn observe<'a>(object: &'a SecretRotation, ctx: &Context) -> Observed<'a> {
     let status = object.status.as_ref().unwrap_or(&EMPTY_STATUS);
     let target_in_sync = status.current_version.as_deref().is_some_and(|version| {
         let key = ObjectRef::new(&object.spec.target.name).within(&namespace(object));
-        ctx.secrets
-            .get(&key)
-            .is_some_and(|meta| secret::metadata_shows_version(object, &meta.metadata, version))
+        ctx.secrets.get(&key).is_some_and(|meta| {
+            secret::metadata_shows_version(object, &meta.metadata, version)
+                && meta.metadata.resource_version.is_some()
+                && meta.metadata.resource_version == status.target_resource_version
+        })
     });
     Observed {
         spec: &object.spec,
@@ -164,6 +186,7 @@ static EMPTY_STATUS: SecretRotationStatus = SecretRotationStatus {
     last_rotation_time: None,
     next_rotation_time: None,
     source_hash: None,
+    target_resource_version: None,
     last_rotate_request: None,
     rotation: None,
     failure_count: 0,
@@ -244,7 +267,7 @@ async fn rotate(
         version: version.to_string(),
         rotated_at: now,
     };
-    write_target(object, target.as_ref(), &value, &published, ctx).await?;
+    let (target_resource_version, _) = write_target(object, target.as_ref(), &value, &published, ctx).await?;
 
     let success = Success {
         current_version: version.to_string(),
@@ -253,6 +276,7 @@ async fn rotate(
         next_rotation_time: schedule::next_rotation(now, validated.interval, uid(object)),
         source_hash: plan::source_hash(&object.spec),
         rotate_request: rotation.rotate_request.clone(),
+        target_resource_version: target_resource_version.clone(),
     };
     let next = status::succeeded(&current_status(&latest), &success, &status_ctx);
     patch_status(&latest, next, false, ctx).await?;
@@ -269,6 +293,7 @@ async fn rotate(
             version,
             target_reference(object)
         ),
+        Some(secret_reference(object, target_resource_version)),
         ctx,
     )
     .await;
@@ -299,11 +324,14 @@ async fn publish(
         rotated_at,
     };
 
+    // The Secret's own value counts as current only when its annotations name the current
+    // version and no other field manager has written the key since rotor did.
     let existing_value = target.as_ref().and_then(|secret| {
         let bytes = secret.data.as_ref()?.get(&object.spec.target.key)?;
         let text = String::from_utf8(bytes.0.clone()).ok()?;
         let version = secret.annotations().get(secret::VERSION_ANNOTATION)?;
-        (version == &current).then(|| SecretValue::new(text))
+        let edited = secret::key_written_by_others(secret, &object.spec.target.key, FIELD_MANAGER);
+        (version == &current && !edited).then(|| SecretValue::new(text))
     });
     let up_to_date = match (&target, &existing_value) {
         (Some(existing), Some(value)) => secret::is_up_to_date(existing, &secret::render(object, value, &published)),
@@ -311,13 +339,27 @@ async fn publish(
     };
 
     let rotator = build_rotator(object, ctx).await?;
+    let mut target_resource_version = target
+        .as_ref()
+        .and_then(|secret| secret.metadata.resource_version.clone());
     if !up_to_date {
         let value = rotator
             .read(&VersionId::new(current.clone()))
             .await
             .map_err(|e| Failure::from_provider(object, &e))?;
-        write_target(object, target.as_ref(), &value, &published, ctx).await?;
-        info!(version = %current, "Secret written from the current version");
+        let (resource_version, written) = write_target(object, target.as_ref(), &value, &published, ctx).await?;
+        target_resource_version = resource_version;
+        if written {
+            info!(version = %current, "Secret written from the current version");
+            let note = format!(
+                "Secret {} written again from version {current} of {} secret {}",
+                target_reference(object),
+                rotator.provider(),
+                rotator.secret_name()
+            );
+            let related = secret_reference(object, target_resource_version.clone());
+            publish_event(object, EventType::Normal, Reason::Published, note, Some(related), ctx).await;
+        }
     }
 
     let success = Success {
@@ -330,6 +372,7 @@ async fn publish(
             .clone()
             .unwrap_or_else(|| plan::source_hash(&object.spec)),
         rotate_request: None,
+        target_resource_version,
     };
     let next = status::succeeded(&status, &success, &status_context(object, Some(rotator.as_ref()), now));
     patch_status_if_changed(object, next, ctx).await?;
@@ -431,23 +474,24 @@ fn check_ownership(object: &SecretRotation, target: Option<&Secret>) -> Result<(
     }
 }
 
-/// Writes the target Secret with server-side apply, unless it is up to date.
+/// Writes the target Secret with server-side apply, unless it is up to date. Returns the
+/// Secret's resourceVersion afterwards and whether rotor wrote it.
 async fn write_target(
     object: &SecretRotation,
     existing: Option<&Secret>,
     value: &SecretValue,
     published: &Published,
     ctx: &Context,
-) -> Result<(), StepError> {
+) -> Result<(Option<String>, bool), StepError> {
     let desired = secret::render(object, value, published);
-    if existing.is_some_and(|existing| secret::is_up_to_date(existing, &desired)) {
+    if let Some(existing) = existing.filter(|existing| secret::is_up_to_date(existing, &desired)) {
         debug!("Secret up to date");
-        return Ok(());
+        return Ok((existing.metadata.resource_version.clone(), false));
     }
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace(object));
     let params = PatchParams::apply(FIELD_MANAGER).force();
     match api.patch(&object.spec.target.name, &params, &Patch::Apply(&desired)).await {
-        Ok(_) => Ok(()),
+        Ok(written) => Ok((written.metadata.resource_version, true)),
         Err(kube::Error::Api(status)) if status.code == 422 || status.code == 400 => Err(Failure {
             reason: Reason::SecretWriteFailed,
             message: format!(
@@ -479,22 +523,43 @@ async fn report_failure(
     );
     let retry = schedule::retry_at(now, next.failure_count);
     patch_status(object, next, false, ctx).await?;
-    ctx.metrics
-        .rotation(object.spec.provider_name(), failure.reason.as_str());
-    publish_event(object, EventType::Warning, failure.reason, failure.message, ctx).await;
+    ctx.metrics.reconcile_failure(failure.reason.as_str());
+    publish_event(object, EventType::Warning, failure.reason, failure.message, None, ctx).await;
     Ok(requeue_at(retry, now))
 }
 
-async fn publish_event(object: &SecretRotation, type_: EventType, reason: Reason, note: String, ctx: &Context) {
+/// Publishes an Event about `object`. `related`, the Secret an Event is also about, is part
+/// of kube's aggregation key, so Events about different Secret writes are not merged into
+/// one series that shows only the first message.
+async fn publish_event(
+    object: &SecretRotation,
+    type_: EventType,
+    reason: Reason,
+    note: String,
+    related: Option<ObjectReference>,
+    ctx: &Context,
+) {
     let event = Event {
         type_,
         reason: reason.as_str().to_owned(),
         note: Some(note),
         action: "Rotate".to_owned(),
-        secondary: None,
+        secondary: related,
     };
     if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
         warn!(%error, reason = reason.as_str(), "publishing an Event failed");
+    }
+}
+
+/// A reference to the target Secret at `resource_version`.
+fn secret_reference(object: &SecretRotation, resource_version: Option<String>) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".to_owned()),
+        kind: Some("Secret".to_owned()),
+        name: Some(object.spec.target.name.clone()),
+        namespace: object.metadata.namespace.clone(),
+        resource_version,
+        ..ObjectReference::default()
     }
 }
 
@@ -524,15 +589,16 @@ async fn patch_status(
         .await?)
 }
 
+/// Applies `status` unless the object has it already; returns whether it wrote.
 async fn patch_status_if_changed(
     object: &SecretRotation,
     status: SecretRotationStatus,
     ctx: &Context,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     if object.status.as_ref() == Some(&status) {
-        return Ok(());
+        return Ok(false);
     }
-    patch_status(object, status, false, ctx).await.map(|_| ())
+    patch_status(object, status, false, ctx).await.map(|_| true)
 }
 
 async fn refetch(object: &SecretRotation, ctx: &Context) -> Result<Option<SecretRotation>, Error> {

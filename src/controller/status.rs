@@ -105,6 +105,8 @@ pub struct Success {
     pub source_hash: String,
     /// The manual request the rotation handled, if any.
     pub rotate_request: Option<String>,
+    /// resourceVersion of the target Secret after the write or check.
+    pub target_resource_version: Option<String>,
 }
 
 /// Builds the status after the Secret received the current version: Ready=True, backoff reset.
@@ -116,6 +118,7 @@ pub fn succeeded(previous: &SecretRotationStatus, success: &Success, ctx: &Statu
     status.last_rotation_time = Some(Time(success.last_rotation_time));
     status.next_rotation_time = Some(Time(success.next_rotation_time));
     status.source_hash = Some(success.source_hash.clone());
+    status.target_resource_version = success.target_resource_version.clone();
     if success.rotate_request.is_some() {
         status.last_rotate_request = success.rotate_request.clone();
     }
@@ -235,6 +238,7 @@ mod tests {
             next_rotation_time: time("2026-01-02T00:00:00Z"),
             source_hash: "abc".to_owned(),
             rotate_request: None,
+            target_resource_version: Some("42".to_owned()),
         }
     }
 
