@@ -6,7 +6,9 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-RUN cargo build --release --locked && cp target/release/rotor /rotor
+# The workspace's other member must be present for cargo to read the workspace.
+COPY emulators ./emulators
+RUN cargo build --release --locked -p rotor && cp target/release/rotor /rotor
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /rotor /rotor

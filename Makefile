@@ -12,10 +12,11 @@ test: lint unit env-up integration
 
 lint:
 	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
 unit:
-	cargo test --lib --bins
+	cargo test --workspace --lib --bins
+	cargo test -p gcp-secret-manager-emulator --tests
 
 env-up:
 	tests/env/up.sh

@@ -189,6 +189,18 @@ start_moto() {
   wait_until "moto" 60 curl -fsS -o /dev/null "http://127.0.0.1:$port/moto-api/"
 }
 
+# Builds and starts the in-repository Google Secret Manager emulator, then appends its
+# endpoint to env.sh.
+start_gcp_emulator() {
+  local port
+  (cd "$repo" && cargo build --quiet -p gcp-secret-manager-emulator)
+  port="$(free_port)"
+  start_process gcp-secret-manager "$repo/target/debug/gcp-secret-manager-emulator" --listen "127.0.0.1:$port"
+  echo "$port" >"$run/gcp-secret-manager.port"
+  echo "export ROTOR_GCP_ENDPOINT=\"http://127.0.0.1:$port\"" >>"$state/env.sh"
+  wait_until "gcp-secret-manager" 60 curl -fsS -o /dev/null "http://127.0.0.1:$port/v1/projects/health/secrets"
+}
+
 report() {
   local etcd_port api_port kcm_port moto_port
   etcd_port="$(cat "$run/etcd.port")"
@@ -199,12 +211,13 @@ report() {
   echo "kube-apiserver          $k8s_version  https://127.0.0.1:$api_port"
   echo "kube-controller-manager $k8s_version  https://127.0.0.1:$kcm_port"
   echo "moto                    $moto_version   http://127.0.0.1:$moto_port"
+  echo "gcp-secret-manager      in-repo  http://127.0.0.1:$(cat "$run/gcp-secret-manager.port")"
   echo "kubectl, helm           $k8s_version, $helm_version  $k8s_bin, $helm_bin"
   echo "environment: source $state/env.sh"
 }
 
 main() {
-  if all_running etcd kube-apiserver kube-controller-manager moto \
+  if all_running etcd kube-apiserver kube-controller-manager moto gcp-secret-manager \
     && "$k8s_bin/kubectl" --kubeconfig="$state/kubeconfig" get --raw /readyz >/dev/null 2>&1; then
     report
     return
@@ -218,6 +231,7 @@ main() {
   start_apiserver
   start_controller_manager
   start_moto
+  start_gcp_emulator
   report
 }
 
