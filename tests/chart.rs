@@ -5,8 +5,7 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use support::command::{run, succeed};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -18,50 +17,6 @@ const CHART_CRD: &str = concat!(
     "/charts/rotor/files/crds/secretrotations.rotor.dev.yaml"
 );
 const CRD_NAME: &str = "secretrotations.rotor.dev";
-
-/// Runs `program` with `args`, writing `stdin` to its standard input when given.
-fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| {
-            panic!("starting `{program}` failed ({error}); run `source target/testenv/env.sh` to put it on PATH")
-        });
-    // A thread writes the input, so that a child that writes output before it has read all
-    // of its input cannot deadlock with this process.
-    let writer = stdin.map(|input| {
-        let mut pipe = child.stdin.take().expect("stdin is piped");
-        let input = input.to_owned();
-        std::thread::spawn(move || pipe.write_all(input.as_bytes()))
-    });
-    let output = child
-        .wait_with_output()
-        .unwrap_or_else(|error| panic!("waiting for `{program}` failed: {error}"));
-    if let Some(writer) = writer {
-        writer
-            .join()
-            .expect("the stdin writer thread panicked")
-            .unwrap_or_else(|error| panic!("writing the input of `{program}` failed: {error}"));
-    }
-    output
-}
-
-/// Runs the command and returns its standard output. Panics with its stderr when it fails.
-fn succeed(program: &str, args: &[&str], stdin: Option<&str>) -> String {
-    let output = run(program, args, stdin);
-    assert!(
-        output.status.success(),
-        "`{program} {}` failed with {}\nstderr:\n{}\nstdout:\n{}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout),
-    );
-    String::from_utf8(output.stdout).expect("the output is UTF-8")
-}
 
 /// `helm template` of the chart as release `release` in `namespace` with `--set` values.
 fn template(release: &str, namespace: &str, sets: &[&str]) -> String {

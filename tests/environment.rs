@@ -13,21 +13,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 
 const MANAGER: &str = "rotor-environment-test";
-
-async fn create_namespace(client: &Client, prefix: &str) -> String {
-    let name = support::unique_name(prefix);
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let namespace: Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).expect("valid namespace");
-    namespaces
-        .create(&PostParams::default(), &namespace)
-        .await
-        .expect("creates the namespace");
-    name
-}
 
 /// Polls `check` every 200 ms until it returns true or `timeout` passes.
 async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
@@ -49,7 +37,7 @@ where
 async fn applied_secret_arrives_through_watch() {
     let env = support::testenv();
     let client = env.kube_client().await;
-    let namespace = create_namespace(&client, "env-watch").await;
+    let namespace = support::harness::create_namespace(&client, "env-watch").await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
 
     let stream = watcher(secrets.clone(), watcher::Config::default()).applied_objects();
@@ -131,7 +119,7 @@ async fn crd_schema_rejects_invalid_object() {
 
     let gvk = GroupVersionKind::gvk("envtest.rotor.dev", "v1", "Widget");
     let resource = ApiResource::from_gvk_with_plural(&gvk, "widgets");
-    let namespace = create_namespace(&client, "env-crd").await;
+    let namespace = support::harness::create_namespace(&client, "env-crd").await;
     let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &resource);
 
     let established = eventually(Duration::from_secs(30), || async {
@@ -157,7 +145,7 @@ async fn crd_schema_rejects_invalid_object() {
 async fn owned_object_is_garbage_collected() {
     let env = support::testenv();
     let client = env.kube_client().await;
-    let namespace = create_namespace(&client, "env-gc").await;
+    let namespace = support::harness::create_namespace(&client, "env-gc").await;
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
 
@@ -199,7 +187,7 @@ async fn owned_object_is_garbage_collected() {
 async fn deleted_namespace_is_emptied_and_removed() {
     let env = support::testenv();
     let client = env.kube_client().await;
-    let namespace = create_namespace(&client, "env-ns").await;
+    let namespace = support::harness::create_namespace(&client, "env-ns").await;
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
     config_maps
         .create(
@@ -289,7 +277,7 @@ async fn moto_moves_staging_labels() {
 async fn watch_stream_sees_deletion() {
     let env = support::testenv();
     let client = env.kube_client().await;
-    let namespace = create_namespace(&client, "env-delete").await;
+    let namespace = support::harness::create_namespace(&client, "env-delete").await;
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
     config_maps
         .create(

@@ -8,9 +8,10 @@
 
 mod support;
 
-use std::io::Write;
+use support::command::{run, succeed};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use kube::Api;
@@ -22,50 +23,6 @@ use support::harness;
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/rotor");
 const TEST_MANAGER: &str = "rotor-rbac-test";
-
-/// Runs `program` with `args`, writing `stdin` to its standard input when given.
-fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| {
-            panic!("starting `{program}` failed ({error}); run `source target/testenv/env.sh` to put it on PATH")
-        });
-    // A thread writes the input, so that a child that writes output before it has read all
-    // of its input cannot deadlock with this process.
-    let writer = stdin.map(|input| {
-        let mut pipe = child.stdin.take().expect("stdin is piped");
-        let input = input.to_owned();
-        std::thread::spawn(move || pipe.write_all(input.as_bytes()))
-    });
-    let output = child
-        .wait_with_output()
-        .unwrap_or_else(|error| panic!("waiting for `{program}` failed: {error}"));
-    if let Some(writer) = writer {
-        writer
-            .join()
-            .expect("the stdin writer thread panicked")
-            .unwrap_or_else(|error| panic!("writing the input of `{program}` failed: {error}"));
-    }
-    output
-}
-
-/// Runs the command and returns its standard output. Panics with its stderr when it fails.
-fn succeed(program: &str, args: &[&str], stdin: Option<&str>) -> String {
-    let output = run(program, args, stdin);
-    assert!(
-        output.status.success(),
-        "`{program} {}` failed with {}\nstderr:\n{}\nstdout:\n{}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout),
-    );
-    String::from_utf8(output.stdout).expect("the output is UTF-8")
-}
 
 /// Parses the non-empty documents of a multi-document YAML stream into JSON values.
 fn documents(yaml: &str) -> Vec<Value> {

@@ -53,6 +53,21 @@ impl TestEnv {
         client
     }
 
+    /// The https URL of lowkey-vault's default vault, which `up.sh` starts when
+    /// `ROTOR_TESTENV_AZURE=1`.
+    pub fn azure_vault_url(&self) -> String {
+        std::env::var("ROTOR_AZURE_VAULT_URL").expect(
+            "ROTOR_AZURE_VAULT_URL is not set: start the test environment with \
+             ROTOR_TESTENV_AZURE=1 tests/env/up.sh, then run `source target/testenv/env.sh`",
+        )
+    }
+
+    /// The http URL of the Google Secret Manager emulator that `up.sh` starts on 127.0.0.1.
+    pub fn gcp_endpoint(&self) -> String {
+        std::env::var("ROTOR_GCP_ENDPOINT")
+            .expect("ROTOR_GCP_ENDPOINT is not set: run `source target/testenv/env.sh`")
+    }
+
     /// An AWS SDK config pointing at the test environment's moto server.
     pub async fn aws_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -353,5 +368,56 @@ pub mod harness {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+}
+
+pub mod command {
+    //! Runs command-line tools (`helm`, `kubectl`) from PATH, as `env.sh` sets it.
+
+    use std::io::Write;
+    use std::process::{Command, Output, Stdio};
+
+    /// Runs `program` with `args`, writing `stdin` to its standard input when given.
+    pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("starting `{program}` failed ({error}); run `source target/testenv/env.sh` to put it on PATH")
+            });
+        // A thread writes the input, so that a child that writes output before it has read all
+        // of its input cannot deadlock with this process.
+        let writer = stdin.map(|input| {
+            let mut pipe = child.stdin.take().expect("stdin is piped");
+            let input = input.to_owned();
+            std::thread::spawn(move || pipe.write_all(input.as_bytes()))
+        });
+        let output = child
+            .wait_with_output()
+            .unwrap_or_else(|error| panic!("waiting for `{program}` failed: {error}"));
+        if let Some(writer) = writer {
+            writer
+                .join()
+                .expect("the stdin writer thread panicked")
+                .unwrap_or_else(|error| panic!("writing the input of `{program}` failed: {error}"));
+        }
+        output
+    }
+
+    /// Runs the command and returns its standard output. Panics with its stderr when it fails.
+    pub fn succeed(program: &str, args: &[&str], stdin: Option<&str>) -> String {
+        let output = run(program, args, stdin);
+        assert!(
+            output.status.success(),
+            "`{program} {}` failed with {}\nstderr:\n{}\nstdout:\n{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout),
+        );
+        String::from_utf8(output.stdout).expect("the output is UTF-8")
     }
 }
