@@ -1,0 +1,428 @@
+//! One conformance suite for every cloud provider: the same end-to-end cases run against
+//! AWS (moto) and the in-memory store, through the real controller and API server. A
+//! provider joins by implementing [`Cloud`] and adding one `conformance!` line at the end
+//! of this file. Needs `tests/env/up.sh`.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::Client as SecretsManager;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use rotor::api::SecretRotation;
+use rotor::providers::RotatorFactory;
+use rotor::rotation::memory::MemoryStore;
+use support::harness::{self, FreezeAfter, Instrumented};
+
+/// What the suite needs to know about one provider's cloud secret.
+#[async_trait]
+trait Cloud: Send + Sync {
+    /// `spec.provider` for the cloud secret of this fixture.
+    fn provider_spec(&self) -> serde_json::Value;
+
+    /// The rotator factory the controller uses for this provider.
+    fn rotators(&self) -> Arc<dyn RotatorFactory>;
+
+    /// Creates the cloud secret outside rotor with one current value.
+    async fn create_existing(&self, value: &str);
+
+    /// The current value, or `None` when the secret does not exist.
+    async fn current_value(&self) -> Option<String>;
+
+    /// The value that was current before the last promotion.
+    async fn previous_value(&self) -> Option<String>;
+
+    /// Number of versions the secret has.
+    async fn version_count(&self) -> usize;
+
+    /// Makes the secret unusable in the provider's way (disabled or scheduled for
+    /// deletion), and returns the Ready reason rotor must then report.
+    async fn break_secret(&self) -> &'static str;
+}
+
+/// AWS Secrets Manager on moto.
+struct Aws {
+    client: SecretsManager,
+    secret_id: String,
+    rotators: Arc<dyn RotatorFactory>,
+}
+
+impl Aws {
+    async fn new(secret_id: String) -> Self {
+        let env = support::testenv();
+        Self {
+            client: SecretsManager::new(&env.aws_config().await),
+            secret_id,
+            rotators: harness::cloud_providers().await,
+        }
+    }
+
+    async fn value_at(&self, stage: &str) -> Option<String> {
+        let output = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .version_stage(stage)
+            .send()
+            .await
+            .ok()?;
+        output.secret_string().map(str::to_owned)
+    }
+}
+
+#[async_trait]
+impl Cloud for Aws {
+    fn provider_spec(&self) -> serde_json::Value {
+        serde_json::json!({"aws": {"region": "us-east-1", "secretId": self.secret_id}})
+    }
+
+    fn rotators(&self) -> Arc<dyn RotatorFactory> {
+        self.rotators.clone()
+    }
+
+    async fn create_existing(&self, value: &str) {
+        self.client
+            .create_secret()
+            .name(&self.secret_id)
+            .secret_string(value)
+            .send()
+            .await
+            .expect("creates the secret");
+    }
+
+    async fn current_value(&self) -> Option<String> {
+        self.value_at("AWSCURRENT").await
+    }
+
+    async fn previous_value(&self) -> Option<String> {
+        self.value_at("AWSPREVIOUS").await
+    }
+
+    async fn version_count(&self) -> usize {
+        match self
+            .client
+            .list_secret_version_ids()
+            .secret_id(&self.secret_id)
+            .include_deprecated(true)
+            .send()
+            .await
+        {
+            Ok(output) => output.versions().len(),
+            Err(_) => 0,
+        }
+    }
+
+    async fn break_secret(&self) -> &'static str {
+        self.client
+            .delete_secret()
+            .secret_id(&self.secret_id)
+            .recovery_window_in_days(7)
+            .send()
+            .await
+            .expect("schedules the secret for deletion");
+        "CloudSecretDeleted"
+    }
+}
+
+/// The in-memory store, with the AWS spec shape.
+struct Memory {
+    store: MemoryStore,
+    secret_id: String,
+}
+
+#[async_trait]
+impl Cloud for Memory {
+    fn provider_spec(&self) -> serde_json::Value {
+        serde_json::json!({"aws": {"region": "memory", "secretId": self.secret_id}})
+    }
+
+    fn rotators(&self) -> Arc<dyn RotatorFactory> {
+        Arc::new(self.store.clone())
+    }
+
+    async fn create_existing(&self, value: &str) {
+        self.store.insert(&self.secret_id, "existing-version", value);
+    }
+
+    async fn current_value(&self) -> Option<String> {
+        self.store
+            .value_at(&self.secret_id, "AWSCURRENT")
+            .map(|value| value.expose().to_owned())
+    }
+
+    async fn previous_value(&self) -> Option<String> {
+        self.store
+            .value_at(&self.secret_id, "AWSPREVIOUS")
+            .map(|value| value.expose().to_owned())
+    }
+
+    async fn version_count(&self) -> usize {
+        self.store.version_count(&self.secret_id)
+    }
+
+    async fn break_secret(&self) -> &'static str {
+        self.store.set_disabled(&self.secret_id, true);
+        "CloudSecretDisabled"
+    }
+}
+
+/// One case's world: a namespace with a `SecretRotation` named `db` for the cloud secret.
+struct Case<C: Cloud> {
+    client: Client,
+    namespace: String,
+    cloud: C,
+}
+
+impl<C: Cloud> Case<C> {
+    async fn new<F>(prefix: &str, cloud: impl FnOnce(String) -> F) -> Self
+    where
+        F: std::future::Future<Output = C>,
+    {
+        let env = support::testenv();
+        harness::captured_logs();
+        let client = env.kube_client().await;
+        harness::install_crd(&client).await;
+        let namespace = harness::create_namespace(&client, prefix).await;
+        let cloud = cloud(format!("{namespace}-db")).await;
+        Self {
+            client,
+            namespace,
+            cloud,
+        }
+    }
+
+    fn rotations(&self) -> Api<SecretRotation> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    async fn apply(&self, interval: &str) {
+        let manifest = serde_json::json!({
+            "apiVersion": "rotor.dev/v1alpha1",
+            "kind": "SecretRotation",
+            "metadata": {"name": "db"},
+            "spec": {
+                "rotationInterval": interval,
+                "provider": self.cloud.provider_spec(),
+                "generator": {"password": {"length": 24}},
+                "target": {"name": "db-credentials"}
+            }
+        });
+        self.rotations()
+            .patch(
+                "db",
+                &PatchParams::apply("rotor-conformance").force(),
+                &Patch::Apply(&manifest),
+            )
+            .await
+            .expect("applies the SecretRotation");
+    }
+
+    async fn request_rotation(&self, value: &str) {
+        let patch = serde_json::json!({"metadata": {"annotations": {"rotor.dev/rotate-requested-at": value}}});
+        self.rotations()
+            .patch("db", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("annotates");
+    }
+
+    async fn version(&self) -> Option<String> {
+        self.rotations().get("db").await.ok()?.status?.current_version
+    }
+
+    /// Waits until `db` is Ready with a current version other than `not`; returns it.
+    async fn wait_rotated(&self, not: Option<&str>, timeout: Duration) -> String {
+        harness::wait_for(timeout, "a Ready SecretRotation with a new version", || async {
+            let status = self.rotations().get("db").await.ok()?.status?;
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            let version = status.current_version?;
+            (ready && status.rotation.is_none() && Some(version.as_str()) != not).then_some(version)
+        })
+        .await
+    }
+
+    async fn wait_reason(&self, reason: &str) -> String {
+        harness::wait_for(Duration::from_secs(30), &format!("Ready reason {reason}"), || async {
+            let status = self.rotations().get("db").await.ok()?.status?;
+            let ready = status.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+            (ready.reason == reason && ready.status == "False").then_some(ready.message)
+        })
+        .await
+    }
+
+    async fn secret_value(&self) -> Option<String> {
+        harness::secret_value(&self.client, &self.namespace, "db-credentials", "password").await
+    }
+
+    async fn rotated_events(&self) -> usize {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
+        let list = events.list(&ListParams::default()).await.expect("lists Events");
+        list.items
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("Rotated"))
+            .count()
+    }
+}
+
+async fn first_rotation_creates_secret<C: Cloud>(case: Case<C>) {
+    let controller = harness::start_controller(&case.client, &case.namespace, case.cloud.rotators()).await;
+    case.apply("24h").await;
+    case.wait_rotated(None, Duration::from_secs(30)).await;
+    let value = case.secret_value().await.expect("the Secret has the key");
+    assert_eq!(case.cloud.current_value().await, Some(value.clone()));
+    assert_eq!(case.cloud.version_count().await, 1);
+    harness::assert_not_logged(&[value]);
+    controller.stop().await;
+}
+
+async fn manual_rotation_keeps_previous<C: Cloud>(case: Case<C>) {
+    let controller = harness::start_controller(&case.client, &case.namespace, case.cloud.rotators()).await;
+    case.apply("24h").await;
+    let first = case.wait_rotated(None, Duration::from_secs(30)).await;
+    let first_value = case.secret_value().await.expect("first value");
+
+    case.request_rotation("conformance-1").await;
+    case.wait_rotated(Some(&first), Duration::from_secs(30)).await;
+    let second_value = case.secret_value().await.expect("second value");
+    assert_ne!(first_value, second_value);
+    assert_eq!(case.cloud.current_value().await, Some(second_value.clone()));
+    assert_eq!(case.cloud.previous_value().await, Some(first_value.clone()));
+    assert_eq!(case.cloud.version_count().await, 2);
+    harness::assert_not_logged(&[first_value, second_value]);
+    controller.stop().await;
+}
+
+async fn scheduled_rotation_runs<C: Cloud>(case: Case<C>) {
+    let controller = harness::start_controller(&case.client, &case.namespace, case.cloud.rotators()).await;
+    case.apply("1m").await;
+    let first = case.wait_rotated(None, Duration::from_secs(30)).await;
+    case.wait_rotated(Some(&first), Duration::from_secs(100)).await;
+    assert_eq!(case.cloud.version_count().await, 2);
+    assert_eq!(case.cloud.current_value().await, case.secret_value().await);
+    controller.stop().await;
+}
+
+async fn existing_secret_is_adopted<C: Cloud>(case: Case<C>) {
+    case.cloud.create_existing("value-made-outside-rotor").await;
+    let controller = harness::start_controller(&case.client, &case.namespace, case.cloud.rotators()).await;
+    case.apply("24h").await;
+    case.wait_rotated(None, Duration::from_secs(30)).await;
+    let value = case.secret_value().await.expect("value");
+    assert_ne!(value, "value-made-outside-rotor");
+    assert_eq!(case.cloud.current_value().await, Some(value));
+    assert_eq!(
+        case.cloud.previous_value().await.as_deref(),
+        Some("value-made-outside-rotor")
+    );
+    controller.stop().await;
+}
+
+async fn crash_resumes_with_one_version<C: Cloud>(case: Case<C>, step: FreezeAfter) {
+    let controller = harness::start_controller(&case.client, &case.namespace, case.cloud.rotators()).await;
+    case.apply("24h").await;
+    let first = case.wait_rotated(None, Duration::from_secs(30)).await;
+    controller.stop().await;
+
+    let freezing = Instrumented::new(case.cloud.rotators()).freeze_after(step);
+    let crashing = harness::start_controller(&case.client, &case.namespace, Arc::new(freezing.clone())).await;
+    case.request_rotation("conformance-crash").await;
+    harness::wait_for(
+        Duration::from_secs(30),
+        "the rotation to reach the frozen step",
+        || async { freezing.frozen.load(std::sync::atomic::Ordering::SeqCst).then_some(()) },
+    )
+    .await;
+    crashing.kill().await;
+
+    let resumed = harness::start_controller(&case.client, &case.namespace, case.cloud.rotators()).await;
+    case.wait_rotated(Some(&first), Duration::from_secs(30)).await;
+    assert_eq!(
+        case.cloud.version_count().await,
+        2,
+        "the resumed rotation wrote another version"
+    );
+    assert_eq!(case.cloud.current_value().await, case.secret_value().await);
+    assert_eq!(case.rotated_events().await, 2);
+    resumed.stop().await;
+}
+
+async fn broken_secret_keeps_last_value<C: Cloud>(case: Case<C>) {
+    let controller = harness::start_controller(&case.client, &case.namespace, case.cloud.rotators()).await;
+    case.apply("24h").await;
+    let version = case.wait_rotated(None, Duration::from_secs(30)).await;
+    let value = case.secret_value().await.expect("value");
+
+    let reason = case.cloud.break_secret().await;
+    case.request_rotation("conformance-broken").await;
+    let message = case.wait_reason(reason).await;
+    assert!(
+        message.contains(&format!("SecretRotation {}/db", case.namespace)),
+        "{message}"
+    );
+    assert_eq!(case.secret_value().await, Some(value), "the last good Secret changed");
+    assert_eq!(case.version().await, Some(version));
+    controller.stop().await;
+}
+
+/// Instantiates every conformance case for one provider, as a module of tests.
+macro_rules! conformance {
+    ($module:ident, $cloud:expr) => {
+        mod $module {
+            use super::*;
+
+            #[tokio::test]
+            async fn first_rotation_creates_secret() {
+                super::first_rotation_creates_secret(Case::new(concat!("conf-", stringify!($module)), $cloud).await)
+                    .await;
+            }
+
+            #[tokio::test]
+            async fn manual_rotation_keeps_previous() {
+                super::manual_rotation_keeps_previous(Case::new(concat!("conf-", stringify!($module)), $cloud).await)
+                    .await;
+            }
+
+            #[tokio::test]
+            async fn scheduled_rotation_runs() {
+                super::scheduled_rotation_runs(Case::new(concat!("conf-", stringify!($module)), $cloud).await).await;
+            }
+
+            #[tokio::test]
+            async fn existing_secret_is_adopted() {
+                super::existing_secret_is_adopted(Case::new(concat!("conf-", stringify!($module)), $cloud).await).await;
+            }
+
+            #[tokio::test]
+            async fn crash_after_stage_resumes() {
+                let case = Case::new(concat!("conf-", stringify!($module)), $cloud).await;
+                super::crash_resumes_with_one_version(case, FreezeAfter::Stage).await;
+            }
+
+            #[tokio::test]
+            async fn crash_after_promote_resumes() {
+                let case = Case::new(concat!("conf-", stringify!($module)), $cloud).await;
+                super::crash_resumes_with_one_version(case, FreezeAfter::Promote).await;
+            }
+
+            #[tokio::test]
+            async fn broken_secret_keeps_last_value() {
+                super::broken_secret_keeps_last_value(Case::new(concat!("conf-", stringify!($module)), $cloud).await)
+                    .await;
+            }
+        }
+    };
+}
+
+conformance!(memory, |secret_id| async move {
+    Memory {
+        store: MemoryStore::new(),
+        secret_id,
+    }
+});
+conformance!(aws, Aws::new);
