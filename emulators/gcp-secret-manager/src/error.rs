@@ -11,6 +11,7 @@ pub enum Code {
     AlreadyExists,
     Unimplemented,
     Internal,
+    PermissionDenied,
 }
 
 impl Code {
@@ -23,6 +24,7 @@ impl Code {
             Code::AlreadyExists => "ALREADY_EXISTS",
             Code::Unimplemented => "UNIMPLEMENTED",
             Code::Internal => "INTERNAL",
+            Code::PermissionDenied => "PERMISSION_DENIED",
         }
     }
 
@@ -35,6 +37,7 @@ impl Code {
             Code::AlreadyExists => StatusCode::CONFLICT,
             Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::PermissionDenied => StatusCode::FORBIDDEN,
         }
     }
 }

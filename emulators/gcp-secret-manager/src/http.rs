@@ -200,11 +200,22 @@ impl Query {
 pub async fn handle(State(store): State<SharedStore>, method: Method, uri: Uri, body: Bytes) -> Response {
     let query = Query::parse(uri.query());
     let format = query.response_format();
+    if let Some(target) = uri.path().strip_prefix(DENY_HOOK) {
+        return deny_hook(&store, &method, target);
+    }
     let result = route(&method, uri.path()).and_then(|operation| {
         query.check(&operation)?;
         // A poisoned lock means that another request panicked. The store is still consistent,
         // because every operation validates its input before it mutates anything.
         let mut store = store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((project, secret)) = secret_of(uri.path())
+            && store.is_denied(&project, &secret)
+        {
+            return Err(ApiError::new(
+                Code::PermissionDenied,
+                format!("Permission denied on resource projects/{project}/secrets/{secret} (or it may not exist)."),
+            ));
+        }
         execute(&mut store, operation, &query, &body, format.enums)
     });
 
@@ -222,6 +233,43 @@ pub async fn handle(State(store): State<SharedStore>, method: Method, uri: Uri, 
             json_response(error.code.http_status(), &error.to_json(), format.pretty)
         }
     }
+}
+
+/// Path prefix of the test hook that denies or allows all requests on one secret:
+/// `POST /emulator/deny/projects/P/secrets/S` denies, `DELETE` on the same path allows again.
+/// Real Secret Manager has no such endpoint; it stands in for an IAM policy change.
+const DENY_HOOK: &str = "/emulator/deny/";
+
+fn deny_hook(store: &SharedStore, method: &Method, target: &str) -> Response {
+    let Some((project, secret)) = secret_of(&format!("/v1/{target}")) else {
+        let error = ApiError::not_found(format!("{DENY_HOOK}{target} does not name a secret"));
+        return json_response(error.code.http_status(), &error.to_json(), false);
+    };
+    let denied = match *method {
+        Method::POST => true,
+        Method::DELETE => false,
+        _ => {
+            let error = ApiError::new(Code::InvalidArgument, "use POST to deny and DELETE to allow");
+            return json_response(error.code.http_status(), &error.to_json(), false);
+        }
+    };
+    store
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .set_denied(&project, &secret, denied);
+    tracing::info!(project, secret, denied, "access changed through the test hook");
+    json_response(StatusCode::OK, &serde_json::json!({}), false)
+}
+
+/// The (project, secret) a `/v1/projects/P/secrets/S...` path names, if any.
+fn secret_of(path: &str) -> Option<(String, String)> {
+    let mut segments = path.strip_prefix("/v1/projects/")?.split('/');
+    let project = segments.next()?;
+    if segments.next()? != "secrets" {
+        return None;
+    }
+    let secret = segments.next()?.split(':').next()?;
+    Some((project.to_owned(), secret.to_owned()))
 }
 
 fn json_response(status: StatusCode, body: &Value, pretty: bool) -> Response {

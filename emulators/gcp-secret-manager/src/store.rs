@@ -162,6 +162,8 @@ pub enum VersionAction {
 #[derive(Debug, Default)]
 pub struct Store {
     secrets: BTreeMap<(String, String), Secret>,
+    /// Secrets whose every request fails with PERMISSION_DENIED, set through the test hook.
+    denied: std::collections::BTreeSet<(String, String)>,
     next_sequence: u64,
     etags: EtagGenerator,
 }
@@ -237,6 +239,21 @@ impl Secret {
 }
 
 impl Store {
+    /// Makes every request on the secret fail with PERMISSION_DENIED, or stops doing so.
+    pub fn set_denied(&mut self, project: &str, secret: &str, denied: bool) {
+        let key = (project.to_owned(), secret.to_owned());
+        if denied {
+            self.denied.insert(key);
+        } else {
+            self.denied.remove(&key);
+        }
+    }
+
+    /// Returns true when requests on the secret must fail with PERMISSION_DENIED.
+    pub fn is_denied(&self, project: &str, secret: &str) -> bool {
+        self.denied.contains(&(project.to_owned(), secret.to_owned()))
+    }
+
     pub fn new() -> Self {
         Self::default()
     }

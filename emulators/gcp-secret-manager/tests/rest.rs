@@ -272,3 +272,36 @@ async fn regional_paths_are_unimplemented() {
     assert_eq!(status, 501);
     assert_eq!(body["error"]["status"], json!("UNIMPLEMENTED"));
 }
+
+#[tokio::test]
+async fn deny_hook_denies_then_allows() {
+    let harness = start().await;
+    harness.create_secret("guarded").await;
+    let hook = format!(
+        "{}/emulator/deny/projects/p/secrets/guarded",
+        harness.emulator.endpoint()
+    );
+
+    let denied = harness.http.post(&hook).send().await.expect("request sent");
+    assert_eq!(denied.status().as_u16(), 200);
+    let (status, body) = harness
+        .send(reqwest::Method::GET, "projects/p/secrets/guarded", None)
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["status"], "PERMISSION_DENIED");
+    let (status, _) = harness
+        .send(
+            reqwest::Method::POST,
+            "projects/p/secrets/guarded:addVersion",
+            Some(json!({"payload": {"data": "eA=="}})),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    let allowed = harness.http.delete(&hook).send().await.expect("request sent");
+    assert_eq!(allowed.status().as_u16(), 200);
+    let (status, body) = harness
+        .send(reqwest::Method::GET, "projects/p/secrets/guarded", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
