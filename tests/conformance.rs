@@ -1,5 +1,6 @@
 //! One conformance suite for every cloud provider: the same end-to-end cases run against
-//! AWS (moto) and the in-memory store, through the real controller and API server. A
+//! AWS (moto), Google Secret Manager (the in-repository emulator) and the in-memory store,
+//! through the real controller and API server. A
 //! provider joins by implementing [`Cloud`] and adding one `conformance!` line at the end
 //! of this file. Needs `tests/env/up.sh`.
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client as SecretsManager;
+use google_cloud_secretmanager_v1::client::SecretManagerService;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
@@ -167,6 +169,113 @@ impl Cloud for Memory {
     async fn break_secret(&self) -> &'static str {
         self.store.set_disabled(&self.secret_id, true);
         "CloudSecretDisabled"
+    }
+}
+
+/// Google Secret Manager on the in-repository emulator.
+struct Gcp {
+    client: SecretManagerService,
+    endpoint: String,
+    secret_id: String,
+    rotators: Arc<dyn RotatorFactory>,
+}
+
+const GCP_PROJECT: &str = "rotor-conformance";
+
+impl Gcp {
+    async fn new(secret_id: String) -> Self {
+        let endpoint = support::testenv().gcp_endpoint();
+        let client = SecretManagerService::builder()
+            .with_endpoint(&endpoint)
+            .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build())
+            .build()
+            .await
+            .expect("builds a Secret Manager client for the emulator");
+        Self {
+            client,
+            endpoint,
+            secret_id,
+            rotators: harness::cloud_providers().await,
+        }
+    }
+
+    fn name(&self) -> String {
+        format!("projects/{GCP_PROJECT}/secrets/{}", self.secret_id)
+    }
+
+    async fn value_at(&self, version: &str) -> Option<String> {
+        let response = self
+            .client
+            .access_secret_version()
+            .set_name(format!("{}/versions/{version}", self.name()))
+            .send()
+            .await;
+        let data = response.ok()?.payload?.data;
+        Some(String::from_utf8(data.to_vec()).expect("a UTF-8 value"))
+    }
+}
+
+#[async_trait]
+impl Cloud for Gcp {
+    fn provider_spec(&self) -> serde_json::Value {
+        serde_json::json!({"gcp": {"project": GCP_PROJECT, "secretId": self.secret_id, "endpoint": self.endpoint}})
+    }
+
+    fn rotators(&self) -> Arc<dyn RotatorFactory> {
+        self.rotators.clone()
+    }
+
+    async fn create_existing(&self, value: &str) {
+        use google_cloud_secretmanager_v1::model::replication::Automatic;
+        use google_cloud_secretmanager_v1::model::{Replication, Secret as GcpSecret, SecretPayload};
+        self.client
+            .create_secret()
+            .set_parent(format!("projects/{GCP_PROJECT}"))
+            .set_secret_id(&self.secret_id)
+            .set_secret(GcpSecret::new().set_replication(Replication::new().set_automatic(Automatic::new())))
+            .send()
+            .await
+            .expect("creates the secret");
+        self.client
+            .add_secret_version()
+            .set_parent(self.name())
+            .set_payload(SecretPayload::new().set_data(value.as_bytes().to_vec()))
+            .send()
+            .await
+            .expect("adds a version");
+    }
+
+    async fn current_value(&self) -> Option<String> {
+        self.value_at("current").await
+    }
+
+    async fn previous_value(&self) -> Option<String> {
+        self.value_at("previous").await
+    }
+
+    async fn version_count(&self) -> usize {
+        match self.client.list_secret_versions().set_parent(self.name()).send().await {
+            Ok(response) => response.versions.len(),
+            Err(_) => 0,
+        }
+    }
+
+    async fn break_secret(&self) -> &'static str {
+        // The emulator's test hook stands in for an IAM policy that denies rotor.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = self.endpoint.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connects to the emulator");
+        let request = format!(
+            "POST /emulator/deny/{} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.name()
+        );
+        stream.write_all(request.as_bytes()).await.expect("sends the request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("reads the response");
+        assert!(response.starts_with("HTTP/1.1 200"), "the deny hook failed: {response}");
+        "AuthFailed"
     }
 }
 
@@ -370,9 +479,10 @@ async fn broken_secret_keeps_last_value<C: Cloud>(case: Case<C>) {
     controller.stop().await;
 }
 
-/// Instantiates every conformance case for one provider, as a module of tests.
+/// Instantiates every common conformance case for one provider, plus the named extra cases
+/// the provider supports, as a module of tests.
 macro_rules! conformance {
-    ($module:ident, $cloud:expr) => {
+    ($module:ident, $cloud:expr $(, $extra:ident)*) => {
         mod $module {
             use super::*;
 
@@ -410,19 +520,25 @@ macro_rules! conformance {
                 super::crash_resumes_with_one_version(case, FreezeAfter::Promote).await;
             }
 
-            #[tokio::test]
-            async fn broken_secret_keeps_last_value() {
-                super::broken_secret_keeps_last_value(Case::new(concat!("conf-", stringify!($module)), $cloud).await)
-                    .await;
-            }
+            $(
+                #[tokio::test]
+                async fn $extra() {
+                    super::$extra(Case::new(concat!("conf-", stringify!($module)), $cloud).await).await;
+                }
+            )*
         }
     };
 }
 
-conformance!(memory, |secret_id| async move {
-    Memory {
-        store: MemoryStore::new(),
-        secret_id,
-    }
-});
-conformance!(aws, Aws::new);
+conformance!(
+    memory,
+    |secret_id| async move {
+        Memory {
+            store: MemoryStore::new(),
+            secret_id,
+        }
+    },
+    broken_secret_keeps_last_value
+);
+conformance!(aws, Aws::new, broken_secret_keeps_last_value);
+conformance!(gcp, Gcp::new, broken_secret_keeps_last_value);

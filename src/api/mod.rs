@@ -68,12 +68,20 @@ pub struct SecretRotationSpec {
 
 /// The cloud secret store that holds the rotated secret.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("[has(self.aws)].filter(x, x).size() == 1").message("exactly one provider must be set"))]
+#[x_kube(validation = Rule::new("[has(self.aws), has(self.azure), has(self.gcp)].filter(x, x).size() == 1").message("exactly one provider must be set"))]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderSpec {
     /// AWS Secrets Manager.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<AwsProvider>,
+
+    /// Azure Key Vault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureProvider>,
+
+    /// Google Cloud Secret Manager.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcp: Option<GcpProvider>,
 }
 
 /// An AWS Secrets Manager secret.
@@ -106,6 +114,75 @@ pub struct AwsProvider {
 pub struct AwsAuth {
     /// A Secret in the same namespace with keys `AWS_ACCESS_KEY_ID` and
     /// `AWS_SECRET_ACCESS_KEY`, and optionally `AWS_SESSION_TOKEN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretReference>,
+}
+
+/// An Azure Key Vault secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureProvider {
+    /// URL of the vault, such as `https://my-vault.vault.azure.net`. It must use https.
+    #[schemars(length(min = 9, max = 2048), regex(pattern = r"^https://[^/?#]+/?$"))]
+    pub vault_url: String,
+
+    /// Name of the secret in the vault: 1 to 127 letters, digits and hyphens. rotor creates
+    /// the secret, tagged as managed by rotor, when no secret of this name exists.
+    #[schemars(length(min = 1, max = 127), regex(pattern = r"^[0-9a-zA-Z-]+$"))]
+    pub secret_name: String,
+
+    /// Credentials for the calls. When unset, rotor uses Azure Workload Identity from the
+    /// `AZURE_CLIENT_ID`, `AZURE_TENANT_ID` and `AZURE_FEDERATED_TOKEN_FILE` variables of its
+    /// own environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AzureAuth>,
+}
+
+/// Credentials for Azure calls.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureAuth {
+    /// A Secret in the same namespace with the keys `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and
+    /// `AZURE_CLIENT_SECRET` of a Microsoft Entra ID application (service principal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretReference>,
+}
+
+/// A Google Cloud Secret Manager secret (a global secret, `projects/PROJECT/secrets/SECRET_ID`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GcpProvider {
+    /// ID or number of the Google Cloud project that contains the secret, such as
+    /// `my-project`.
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"^[-a-z0-9.:]+$"))]
+    pub project: String,
+
+    /// ID of the secret in the project: 1 to 255 letters, digits, hyphens and underscores.
+    /// rotor creates the secret, with automatic replication and the label
+    /// `managed-by=rotor`, when no secret of this ID exists.
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[a-zA-Z0-9_-]+$"))]
+    pub secret_id: String,
+
+    /// Secret Manager endpoint URL, for private endpoints and emulators. Defaults to
+    /// `https://secretmanager.googleapis.com`. An `http://` URL is accepted only for
+    /// 127.0.0.1, `[::1]` or localhost, and rotor then sends no credentials unless
+    /// `auth.secretRef` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub endpoint: Option<String>,
+
+    /// Credentials for the calls. When unset, rotor uses Application Default Credentials,
+    /// which on GKE with Workload Identity come from the metadata server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<GcpAuth>,
+}
+
+/// Credentials for Google Cloud calls.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GcpAuth {
+    /// A Secret in the same namespace whose key `credentials.json` contains a service-account
+    /// key in JSON, as `gcloud iam service-accounts keys create` writes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretReference>,
 }
@@ -375,17 +452,33 @@ impl SecretRotationSpec {
 impl ProviderSpec {
     /// Name of the configured provider: `aws`, `azure` or `gcp`.
     pub fn name(&self) -> &'static str {
-        // NOTE: admission guarantees exactly one provider, and `aws` is the only one so far.
-        "aws"
+        // NOTE: admission guarantees exactly one provider; a spec without any reads as `aws`.
+        if self.gcp.is_some() {
+            return "gcp";
+        }
+        if self.azure.is_some() { "azure" } else { "aws" }
     }
 
-    /// Name of the cloud secret for messages, such as the AWS secret id.
+    /// Name of the cloud secret for messages, such as the AWS secret id or the Key Vault
+    /// secret name.
     pub fn cloud_secret(&self) -> String {
+        if let Some(gcp) = &self.gcp {
+            return format!("projects/{}/secrets/{}", gcp.project, gcp.secret_id);
+        }
+        if let Some(azure) = &self.azure {
+            return azure.secret_name.clone();
+        }
         self.aws.as_ref().map(|aws| aws.secret_id.clone()).unwrap_or_default()
     }
 
     /// Parts that identify the cloud secret: a change of any of them means another secret.
     pub fn identity(&self) -> Vec<&str> {
+        if let Some(gcp) = &self.gcp {
+            return vec![self.name(), &gcp.project, &gcp.secret_id];
+        }
+        if let Some(azure) = &self.azure {
+            return vec![self.name(), &azure.vault_url, &azure.secret_name];
+        }
         match &self.aws {
             Some(aws) => vec![self.name(), &aws.region, &aws.secret_id],
             None => vec![self.name()],
@@ -394,6 +487,12 @@ impl ProviderSpec {
 
     /// The credentials Secret the provider's `auth` names, if any.
     pub fn credentials_ref(&self) -> Option<&SecretReference> {
+        if let Some(gcp) = &self.gcp {
+            return gcp.auth.as_ref()?.secret_ref.as_ref();
+        }
+        if let Some(azure) = &self.azure {
+            return azure.auth.as_ref()?.secret_ref.as_ref();
+        }
         self.aws.as_ref()?.auth.as_ref()?.secret_ref.as_ref()
     }
 }
@@ -452,6 +551,29 @@ mod tests {
         assert!(
             committed == generated,
             "crds/secretrotations.rotor.dev.yaml is stale; regenerate it with `cargo run -- crd > crds/secretrotations.rotor.dev.yaml`"
+        );
+    }
+
+    #[test]
+    fn azure_provider_lookups() {
+        let spec: super::ProviderSpec = serde_json::from_value(serde_json::json!({
+            "azure": {
+                "vaultUrl": "https://my-vault.vault.azure.net",
+                "secretName": "db-password",
+                "auth": {"secretRef": {"name": "azure-credentials"}}
+            }
+        }))
+        .expect("valid provider spec");
+
+        assert_eq!(spec.name(), "azure");
+        assert_eq!(spec.cloud_secret(), "db-password");
+        assert_eq!(
+            spec.identity(),
+            vec!["azure", "https://my-vault.vault.azure.net", "db-password"]
+        );
+        assert_eq!(
+            spec.credentials_ref().map(|reference| reference.name.as_str()),
+            Some("azure-credentials")
         );
     }
 }

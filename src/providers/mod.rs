@@ -4,6 +4,10 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 
 use crate::api::SecretRotationSpec;
 use crate::rotation::memory::MemoryStore;
@@ -41,17 +45,25 @@ pub trait RotatorFactory: Send + Sync {
 pub struct CloudProviders {
     #[cfg(feature = "aws")]
     aws: aws::AwsFactory,
+    #[cfg(feature = "azure")]
+    azure: azure::AzureFactory,
+    #[cfg(feature = "gcp")]
+    gcp: gcp::GcpFactory,
 }
 
 impl CloudProviders {
     /// Loads each provider's ambient configuration (region, endpoint and credential chain
     /// from the environment) once. Every cloud call is reported to `observer`.
     pub async fn from_env(observer: Arc<dyn CallObserver>) -> Self {
-        #[cfg(not(feature = "aws"))]
+        #[cfg(not(any(feature = "aws", feature = "azure")))]
         let _ = observer;
         Self {
             #[cfg(feature = "aws")]
             aws: aws::AwsFactory::from_env().await.with_observer(observer.clone()),
+            #[cfg(feature = "azure")]
+            azure: azure::AzureFactory::from_env().with_observer(observer.clone()),
+            #[cfg(feature = "gcp")]
+            gcp: gcp::GcpFactory::new().with_observer(observer.clone()),
         }
     }
 }
@@ -66,6 +78,14 @@ impl RotatorFactory for CloudProviders {
         #[cfg(feature = "aws")]
         if let Some(aws) = &spec.provider.aws {
             return Ok(Box::new(self.aws.rotator(aws, credentials, owner)?));
+        }
+        #[cfg(feature = "azure")]
+        if let Some(azure) = &spec.provider.azure {
+            return Ok(Box::new(self.azure.rotator(azure, credentials, owner)?));
+        }
+        #[cfg(feature = "gcp")]
+        if let Some(gcp) = &spec.provider.gcp {
+            return Ok(Box::new(self.gcp.rotator(gcp, credentials, owner)?));
         }
         let _ = (owner, credentials);
         Err(ProviderError::InvalidConfig {
@@ -84,11 +104,17 @@ impl RotatorFactory for MemoryStore {
         owner: &Owner,
         _credentials: Option<&Credentials>,
     ) -> Result<Box<dyn Rotator>, ProviderError> {
+        if let Some(gcp) = &spec.provider.gcp {
+            return Ok(Box::new(MemoryStore::rotator(self, &gcp.secret_id)));
+        }
+        if let Some(azure) = &spec.provider.azure {
+            return Ok(Box::new(MemoryStore::rotator(self, &azure.secret_name)));
+        }
         match &spec.provider.aws {
             Some(aws) => Ok(Box::new(MemoryStore::rotator(self, &aws.secret_id))),
             None => Err(ProviderError::InvalidConfig {
                 secret: format!("{}/{}", owner.namespace, owner.name),
-                message: "the memory store needs a secret id".to_owned(),
+                message: "the memory store needs a secret id or a secret name".to_owned(),
             }),
         }
     }

@@ -53,7 +53,7 @@ impl TestEnv {
         client
     }
 
-    /// The https URL of lowkey-vault's default vault, which `up.sh` starts when
+    /// Returns the https URL of lowkey-vault's default vault, which `up.sh` starts when
     /// `ROTOR_TESTENV_AZURE=1`.
     pub fn azure_vault_url(&self) -> String {
         std::env::var("ROTOR_AZURE_VAULT_URL").expect(
@@ -62,10 +62,10 @@ impl TestEnv {
         )
     }
 
-    /// The http URL of the Google Secret Manager emulator that `up.sh` starts on 127.0.0.1.
+    /// Returns the http URL of the Google Secret Manager emulator that `up.sh` starts on
+    /// 127.0.0.1.
     pub fn gcp_endpoint(&self) -> String {
-        std::env::var("ROTOR_GCP_ENDPOINT")
-            .expect("ROTOR_GCP_ENDPOINT is not set: run `source target/testenv/env.sh`")
+        std::env::var("ROTOR_GCP_ENDPOINT").expect("ROTOR_GCP_ENDPOINT is not set: run `source target/testenv/env.sh`")
     }
 
     /// An AWS SDK config pointing at the test environment's moto server.
