@@ -449,51 +449,77 @@ impl SecretRotationSpec {
     }
 }
 
-impl ProviderSpec {
-    /// Name of the configured provider: `aws`, `azure` or `gcp`.
-    pub fn name(&self) -> &'static str {
-        // NOTE: admission guarantees exactly one provider; a spec without any reads as `aws`.
-        if self.gcp.is_some() {
-            return "gcp";
-        }
-        if self.azure.is_some() { "azure" } else { "aws" }
-    }
+/// The one provider a [`ProviderSpec`] configures.
+#[derive(Clone, Copy, Debug)]
+pub enum SelectedProvider<'a> {
+    Aws(&'a AwsProvider),
+    Azure(&'a AzureProvider),
+    Gcp(&'a GcpProvider),
+}
 
-    /// Name of the cloud secret for messages, such as the AWS secret id or the Key Vault
-    /// secret name.
-    pub fn cloud_secret(&self) -> String {
-        if let Some(gcp) = &self.gcp {
-            return format!("projects/{}/secrets/{}", gcp.project, gcp.secret_id);
+impl SelectedProvider<'_> {
+    /// Name of the secret within its store: the AWS secret id, the Key Vault secret name or
+    /// the Secret Manager secret id.
+    pub fn secret_name(&self) -> &str {
+        match self {
+            Self::Aws(aws) => &aws.secret_id,
+            Self::Azure(azure) => &azure.secret_name,
+            Self::Gcp(gcp) => &gcp.secret_id,
+        }
+    }
+}
+
+impl ProviderSpec {
+    /// The configured provider. `None` only for a spec without any, which admission rejects.
+    pub fn selected(&self) -> Option<SelectedProvider<'_>> {
+        if let Some(aws) = &self.aws {
+            return Some(SelectedProvider::Aws(aws));
         }
         if let Some(azure) = &self.azure {
-            return azure.secret_name.clone();
+            return Some(SelectedProvider::Azure(azure));
         }
-        self.aws.as_ref().map(|aws| aws.secret_id.clone()).unwrap_or_default()
+        self.gcp.as_ref().map(SelectedProvider::Gcp)
+    }
+
+    /// Name of the configured provider: `aws`, `azure` or `gcp`, and `none` for a spec
+    /// without one.
+    pub fn name(&self) -> &'static str {
+        match self.selected() {
+            Some(SelectedProvider::Aws(_)) => "aws",
+            Some(SelectedProvider::Azure(_)) => "azure",
+            Some(SelectedProvider::Gcp(_)) => "gcp",
+            None => "none",
+        }
+    }
+
+    /// Name of the cloud secret for messages: the AWS secret id, the Key Vault secret name or
+    /// the Secret Manager resource name.
+    pub fn cloud_secret(&self) -> String {
+        match self.selected() {
+            Some(SelectedProvider::Gcp(gcp)) => format!("projects/{}/secrets/{}", gcp.project, gcp.secret_id),
+            Some(selected) => selected.secret_name().to_owned(),
+            None => String::new(),
+        }
     }
 
     /// Parts that identify the cloud secret: a change of any of them means another secret.
     pub fn identity(&self) -> Vec<&str> {
-        if let Some(gcp) = &self.gcp {
-            return vec![self.name(), &gcp.project, &gcp.secret_id];
-        }
-        if let Some(azure) = &self.azure {
-            return vec![self.name(), &azure.vault_url, &azure.secret_name];
-        }
-        match &self.aws {
-            Some(aws) => vec![self.name(), &aws.region, &aws.secret_id],
-            None => vec![self.name()],
+        let name = self.name();
+        match self.selected() {
+            Some(SelectedProvider::Aws(aws)) => vec![name, &aws.region, &aws.secret_id],
+            Some(SelectedProvider::Azure(azure)) => vec![name, &azure.vault_url, &azure.secret_name],
+            Some(SelectedProvider::Gcp(gcp)) => vec![name, &gcp.project, &gcp.secret_id],
+            None => vec![name],
         }
     }
 
     /// The credentials Secret the provider's `auth` names, if any.
     pub fn credentials_ref(&self) -> Option<&SecretReference> {
-        if let Some(gcp) = &self.gcp {
-            return gcp.auth.as_ref()?.secret_ref.as_ref();
+        match self.selected()? {
+            SelectedProvider::Aws(aws) => aws.auth.as_ref()?.secret_ref.as_ref(),
+            SelectedProvider::Azure(azure) => azure.auth.as_ref()?.secret_ref.as_ref(),
+            SelectedProvider::Gcp(gcp) => gcp.auth.as_ref()?.secret_ref.as_ref(),
         }
-        if let Some(azure) = &self.azure {
-            return azure.auth.as_ref()?.secret_ref.as_ref();
-        }
-        self.aws.as_ref()?.auth.as_ref()?.secret_ref.as_ref()
     }
 }
 

@@ -9,10 +9,12 @@ pub mod azure;
 #[cfg(feature = "gcp")]
 pub mod gcp;
 
-use crate::api::SecretRotationSpec;
-use crate::rotation::memory::MemoryStore;
 use std::sync::Arc;
 
+use crate::api::SecretRotationSpec;
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+use crate::api::SelectedProvider;
+use crate::rotation::memory::MemoryStore;
 use crate::rotation::{CallObserver, Credentials, ProviderError, Rotator};
 
 /// The `SecretRotation` a rotator works for, recorded as tags on the cloud secrets it
@@ -55,7 +57,7 @@ impl CloudProviders {
     /// Loads each provider's ambient configuration (region, endpoint and credential chain
     /// from the environment) once. Every cloud call is reported to `observer`.
     pub async fn from_env(observer: Arc<dyn CallObserver>) -> Self {
-        #[cfg(not(any(feature = "aws", feature = "azure")))]
+        #[cfg(not(any(feature = "aws", feature = "azure", feature = "gcp")))]
         let _ = observer;
         Self {
             #[cfg(feature = "aws")]
@@ -75,28 +77,28 @@ impl RotatorFactory for CloudProviders {
         owner: &Owner,
         credentials: Option<&Credentials>,
     ) -> Result<Box<dyn Rotator>, ProviderError> {
-        #[cfg(feature = "aws")]
-        if let Some(aws) = &spec.provider.aws {
-            return Ok(Box::new(self.aws.rotator(aws, credentials, owner)?));
+        #[cfg(not(any(feature = "aws", feature = "azure", feature = "gcp")))]
+        let _ = credentials;
+        match spec.provider.selected() {
+            #[cfg(feature = "aws")]
+            Some(SelectedProvider::Aws(aws)) => Ok(Box::new(self.aws.rotator(aws, credentials, owner)?)),
+            #[cfg(feature = "azure")]
+            Some(SelectedProvider::Azure(azure)) => Ok(Box::new(self.azure.rotator(azure, credentials, owner)?)),
+            #[cfg(feature = "gcp")]
+            Some(SelectedProvider::Gcp(gcp)) => Ok(Box::new(self.gcp.rotator(gcp, credentials, owner)?)),
+            _ => Err(ProviderError::InvalidConfig {
+                secret: format!("{}/{}", owner.namespace, owner.name),
+                message: format!(
+                    "spec.provider names {}, a provider this rotor binary was built without",
+                    spec.provider.name()
+                ),
+            }),
         }
-        #[cfg(feature = "azure")]
-        if let Some(azure) = &spec.provider.azure {
-            return Ok(Box::new(self.azure.rotator(azure, credentials, owner)?));
-        }
-        #[cfg(feature = "gcp")]
-        if let Some(gcp) = &spec.provider.gcp {
-            return Ok(Box::new(self.gcp.rotator(gcp, credentials, owner)?));
-        }
-        let _ = (owner, credentials);
-        Err(ProviderError::InvalidConfig {
-            secret: format!("{}/{}", owner.namespace, owner.name),
-            message: "spec.provider names a provider this rotor binary was built without".to_owned(),
-        })
     }
 }
 
 /// The in-memory store serves every provider spec, keyed by the cloud secret's name, for
-/// unit tests of the controller.
+/// unit tests of the controller and the conformance suite.
 impl RotatorFactory for MemoryStore {
     fn rotator(
         &self,
@@ -104,17 +106,11 @@ impl RotatorFactory for MemoryStore {
         owner: &Owner,
         _credentials: Option<&Credentials>,
     ) -> Result<Box<dyn Rotator>, ProviderError> {
-        if let Some(gcp) = &spec.provider.gcp {
-            return Ok(Box::new(MemoryStore::rotator(self, &gcp.secret_id)));
-        }
-        if let Some(azure) = &spec.provider.azure {
-            return Ok(Box::new(MemoryStore::rotator(self, &azure.secret_name)));
-        }
-        match &spec.provider.aws {
-            Some(aws) => Ok(Box::new(MemoryStore::rotator(self, &aws.secret_id))),
+        match spec.provider.selected() {
+            Some(selected) => Ok(Box::new(MemoryStore::rotator(self, selected.secret_name()))),
             None => Err(ProviderError::InvalidConfig {
                 secret: format!("{}/{}", owner.namespace, owner.name),
-                message: "the memory store needs a secret id or a secret name".to_owned(),
+                message: "spec.provider sets no provider".to_owned(),
             }),
         }
     }
