@@ -1,9 +1,7 @@
-//! Integration tests of the Azure Key Vault rotator against the lowkey-vault emulator of the
-//! local test environment, which `ROTOR_TESTENV_AZURE=1 tests/env/up.sh` starts. Each test
-//! works on its own secret, so the tests run in parallel and repeated runs do not collide.
-//!
-//! The tests are ignored by default because the environment starts lowkey-vault only on
-//! request. Run them with `cargo test --test azure_rotator -- --ignored`.
+//! Integration tests of the Azure Key Vault rotator against the in-repository Key Vault
+//! emulator (`emulators/azure-key-vault`) that `tests/env/up.sh` starts over HTTPS. Each
+//! test works on its own secret, so the tests run in parallel and repeated runs do not
+//! collide.
 #![cfg(feature = "azure")]
 
 mod support;
@@ -27,7 +25,7 @@ use rotor::providers::{MANAGED_BY_TAG, OWNER_TAG, Owner};
 use rotor::rotation::{CallObserver, Credentials, ProviderError, RotationId, Rotator, SecretValue, VersionId};
 
 /// A credential that returns a fixed bearer token without calling Microsoft Entra ID.
-/// lowkey-vault accepts any bearer token after its 401 challenge.
+/// The emulator accepts any bearer token after its 401 challenge.
 #[derive(Debug)]
 struct EmulatorCredential;
 
@@ -198,7 +196,6 @@ fn value(text: &str) -> SecretValue {
 }
 
 #[tokio::test]
-#[ignore = "needs lowkey-vault: run ROTOR_TESTENV_AZURE=1 tests/env/up.sh"]
 async fn first_stage_creates_secret() {
     let fixture = Fixture::new("rotor-first-stage");
     let rotator = fixture.rotator();
@@ -221,7 +218,6 @@ async fn first_stage_creates_secret() {
 }
 
 #[tokio::test]
-#[ignore = "needs lowkey-vault: run ROTOR_TESTENV_AZURE=1 tests/env/up.sh"]
 async fn stage_keeps_old_version_readable() {
     let fixture = Fixture::new("rotor-stage-existing");
     let old = fixture.set_directly("zero").await;
@@ -257,7 +253,6 @@ async fn stage_keeps_old_version_readable() {
 }
 
 #[tokio::test]
-#[ignore = "needs lowkey-vault: run ROTOR_TESTENV_AZURE=1 tests/env/up.sh"]
 async fn repeated_stage_writes_once() {
     let fixture = Fixture::new("rotor-stage-twice");
     fixture.set_directly("zero").await;
@@ -275,7 +270,6 @@ async fn repeated_stage_writes_once() {
 }
 
 #[tokio::test]
-#[ignore = "needs lowkey-vault: run ROTOR_TESTENV_AZURE=1 tests/env/up.sh"]
 async fn repeated_stage_after_many_versions() {
     let fixture = Fixture::new("rotor-many-versions");
     let rotator = fixture.rotator();
@@ -293,7 +287,6 @@ async fn repeated_stage_after_many_versions() {
 }
 
 #[tokio::test]
-#[ignore = "needs lowkey-vault: run ROTOR_TESTENV_AZURE=1 tests/env/up.sh"]
 async fn promote_reports_previous() {
     let fixture = Fixture::new("rotor-promote");
     let old = fixture.set_directly("zero").await;
@@ -320,7 +313,6 @@ async fn promote_reports_previous() {
 }
 
 #[tokio::test]
-#[ignore = "needs lowkey-vault: run ROTOR_TESTENV_AZURE=1 tests/env/up.sh"]
 async fn second_rotation_reports_first() {
     let fixture = Fixture::new("rotor-second-rotation");
     let rotator = fixture.rotator();
@@ -341,7 +333,6 @@ async fn second_rotation_reports_first() {
 }
 
 #[tokio::test]
-#[ignore = "needs lowkey-vault: run ROTOR_TESTENV_AZURE=1 tests/env/up.sh"]
 async fn promote_superseded_version_fails() {
     let fixture = Fixture::new("rotor-promote-superseded");
     let rotator = fixture.rotator();
@@ -357,7 +348,6 @@ async fn promote_superseded_version_fails() {
 }
 
 #[tokio::test]
-#[ignore = "needs lowkey-vault: run ROTOR_TESTENV_AZURE=1 tests/env/up.sh"]
 async fn unknown_version_not_found() {
     let fixture = Fixture::new("rotor-unknown-version");
     fixture.set_directly("zero").await;
@@ -372,7 +362,6 @@ async fn unknown_version_not_found() {
 }
 
 #[tokio::test]
-#[ignore = "needs lowkey-vault: run ROTOR_TESTENV_AZURE=1 tests/env/up.sh"]
 async fn current_version_matches() {
     let fixture = Fixture::new("rotor-current");
     let rotator = fixture.rotator();
@@ -384,7 +373,6 @@ async fn current_version_matches() {
 }
 
 #[tokio::test]
-#[ignore = "needs lowkey-vault: run ROTOR_TESTENV_AZURE=1 tests/env/up.sh"]
 async fn disabled_secret_rejected() {
     let fixture = Fixture::new("rotor-disabled");
     let old = fixture.set_directly("zero").await;
@@ -403,7 +391,6 @@ async fn disabled_secret_rejected() {
 }
 
 #[tokio::test]
-#[ignore = "needs lowkey-vault: run ROTOR_TESTENV_AZURE=1 tests/env/up.sh"]
 async fn deleted_secret_rejects_stage() {
     let fixture = Fixture::new("rotor-deleted");
     fixture.set_directly("zero").await;
@@ -419,7 +406,6 @@ async fn deleted_secret_rejects_stage() {
 }
 
 #[tokio::test]
-#[ignore = "needs lowkey-vault: run ROTOR_TESTENV_AZURE=1 tests/env/up.sh"]
 async fn rotation_calls_are_observed() {
     let fixture = Fixture::new("rotor-observed");
     let observer = Arc::new(RecordingObserver::default());
@@ -455,7 +441,6 @@ fn credentials(pairs: &[(&str, &str)]) -> Credentials {
 }
 
 #[tokio::test]
-#[ignore = "needs lowkey-vault: run ROTOR_TESTENV_AZURE=1 tests/env/up.sh"]
 async fn credentials_missing_key_fails() {
     let fixture = Fixture::new("rotor-credentials-missing");
     let credentials = credentials(&[("AZURE_TENANT_ID", "tenant"), ("AZURE_CLIENT_ID", "client")]);

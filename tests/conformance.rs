@@ -1,6 +1,6 @@
 //! One conformance suite for every cloud provider: the same end-to-end cases run against
-//! AWS (moto), Google Secret Manager (the in-repository emulator) and the in-memory store,
-//! through the real controller and API server. A
+//! AWS (moto), Google Secret Manager and Azure Key Vault (the in-repository emulators) and
+//! the in-memory store, through the real controller and API server. A
 //! provider joins by implementing [`Cloud`] and adding one `conformance!` line at the end
 //! of this file. Needs `tests/env/up.sh`.
 
@@ -11,13 +11,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client as SecretsManager;
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use azure_core::time::{Duration as TokenLifetime, OffsetDateTime};
+use azure_security_keyvault_secrets::models::{
+    Secret as AzureSecret, SecretAttributes, SecretClientGetSecretOptions, SecretClientUpdateSecretPropertiesOptions,
+    SetSecretParameters, UpdateSecretPropertiesParameters,
+};
+use azure_security_keyvault_secrets::{ResourceExt, SecretClient, SecretClientOptions};
+use futures::TryStreamExt;
 use google_cloud_secretmanager_v1::client::SecretManagerService;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
-use rotor::api::SecretRotation;
-use rotor::providers::RotatorFactory;
+use rotor::api::{SecretRotation, SecretRotationSpec};
+use rotor::providers::azure::{AzureFactory, PREVIOUS_VERSION_TAG};
+use rotor::providers::{Owner, RotatorFactory};
 use rotor::rotation::memory::MemoryStore;
+use rotor::rotation::{Credentials, ProviderError, Rotator};
 use support::harness::{self, FreezeAfter, Instrumented};
 
 /// What the suite needs to know about one provider's cloud secret.
@@ -276,6 +286,149 @@ impl Cloud for Gcp {
         stream.read_to_string(&mut response).await.expect("reads the response");
         assert!(response.starts_with("HTTP/1.1 200"), "the deny hook failed: {response}");
         "AuthFailed"
+    }
+}
+
+/// A credential that returns a fixed bearer token without calling Microsoft Entra ID. The
+/// Key Vault emulator accepts any bearer token after its 401 challenge.
+#[derive(Debug)]
+struct EmulatorCredential;
+
+#[async_trait]
+impl TokenCredential for EmulatorCredential {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        Ok(AccessToken::new(
+            "rotor-conformance-token",
+            OffsetDateTime::now_utc() + TokenLifetime::hours(1),
+        ))
+    }
+}
+
+/// Builds Azure rotators with [`EmulatorCredential`], because the controller's real
+/// factory uses Azure Workload Identity.
+struct AzureRotators(AzureFactory);
+
+impl RotatorFactory for AzureRotators {
+    fn rotator(
+        &self,
+        spec: &SecretRotationSpec,
+        owner: &Owner,
+        credentials: Option<&Credentials>,
+    ) -> Result<Box<dyn Rotator>, ProviderError> {
+        let Some(azure) = spec.provider.azure.as_ref() else {
+            return Err(ProviderError::InvalidConfig {
+                secret: String::new(),
+                message: "the Azure conformance factory handles only spec.provider.azure".to_owned(),
+            });
+        };
+        Ok(Box::new(self.0.rotator(azure, credentials, owner)?))
+    }
+}
+
+/// Azure Key Vault on the in-repository emulator, over HTTPS.
+struct Azure {
+    client: SecretClient,
+    vault_url: String,
+    secret_name: String,
+}
+
+impl Azure {
+    async fn new(secret_name: String) -> Self {
+        let vault_url = support::testenv().azure_vault_url();
+        let options = SecretClientOptions {
+            verify_challenge_resource: Some(false),
+            ..SecretClientOptions::default()
+        };
+        let client = SecretClient::new(&vault_url, Arc::new(EmulatorCredential), Some(options))
+            .expect("builds a Key Vault client for the emulator");
+        Self {
+            client,
+            vault_url,
+            secret_name,
+        }
+    }
+
+    /// The version `version` names, or the latest version when `None`; `None` when the
+    /// request fails.
+    async fn secret(&self, version: Option<String>) -> Option<AzureSecret> {
+        let options = version.map(|version| SecretClientGetSecretOptions {
+            secret_version: Some(version),
+            ..SecretClientGetSecretOptions::default()
+        });
+        let response = self.client.get_secret(&self.secret_name, options).await.ok()?;
+        Some(response.into_model().expect("parses the secret"))
+    }
+}
+
+#[async_trait]
+impl Cloud for Azure {
+    fn provider_spec(&self) -> serde_json::Value {
+        serde_json::json!({"azure": {"vaultUrl": self.vault_url, "secretName": self.secret_name}})
+    }
+
+    fn rotators(&self) -> Arc<dyn RotatorFactory> {
+        Arc::new(AzureRotators(AzureFactory::with_credential(Arc::new(
+            EmulatorCredential,
+        ))))
+    }
+
+    async fn create_existing(&self, value: &str) {
+        let parameters = SetSecretParameters {
+            value: Some(value.to_owned()),
+            ..SetSecretParameters::default()
+        };
+        self.client
+            .set_secret(&self.secret_name, parameters.try_into().expect("serializes"), None)
+            .await
+            .expect("sets the secret");
+    }
+
+    async fn current_value(&self) -> Option<String> {
+        self.secret(None).await?.value
+    }
+
+    /// Key Vault has no previous label, so this follows the previous-version tag that rotor
+    /// writes on each version.
+    async fn previous_value(&self) -> Option<String> {
+        let latest = self.secret(None).await?;
+        let previous = latest.tags?.get(PREVIOUS_VERSION_TAG)?.clone();
+        self.secret(Some(previous)).await?.value
+    }
+
+    async fn version_count(&self) -> usize {
+        let Ok(pager) = self.client.list_secret_properties_versions(&self.secret_name, None) else {
+            return 0;
+        };
+        pager.try_collect::<Vec<_>>().await.map_or(0, |versions| versions.len())
+    }
+
+    async fn break_secret(&self) -> &'static str {
+        let latest = self.secret(None).await.expect("reads the latest version");
+        let version = latest.resource_id().expect("has an id").version.expect("has a version");
+        let parameters = UpdateSecretPropertiesParameters {
+            secret_attributes: Some(SecretAttributes {
+                enabled: Some(false),
+                ..SecretAttributes::default()
+            }),
+            ..UpdateSecretPropertiesParameters::default()
+        };
+        let options = SecretClientUpdateSecretPropertiesOptions {
+            secret_version: Some(version),
+            ..SecretClientUpdateSecretPropertiesOptions::default()
+        };
+        self.client
+            .update_secret_properties(
+                &self.secret_name,
+                parameters.try_into().expect("serializes"),
+                Some(options),
+            )
+            .await
+            .expect("disables the latest version");
+        "CloudSecretDisabled"
     }
 }
 
@@ -542,3 +695,4 @@ conformance!(
 );
 conformance!(aws, Aws::new, broken_secret_keeps_last_value);
 conformance!(gcp, Gcp::new, broken_secret_keeps_last_value);
+conformance!(azure, Azure::new, broken_secret_keeps_last_value);

@@ -366,8 +366,8 @@ impl Rotator for AzureRotator {
 
     async fn read(&self, version: &VersionId) -> Result<SecretValue, ProviderError> {
         // NOTE: Key Vault returns 403 with inner code SecretDisabled for a disabled version,
-        // which maps to SecretDisabled. lowkey-vault reportedly returns 404 instead (not run
-        // here), which maps to VersionNotFound.
+        // which maps to SecretDisabled. The lowkey-vault emulator reportedly returns 404
+        // instead, which maps to VersionNotFound; only the 403 path is tested.
         let secret = self
             .get(Some(version))
             .await?
@@ -393,9 +393,9 @@ impl AzureRotator {
     /// Gets the latest version, or `None` when the secret does not exist.
     ///
     /// NOTE: Key Vault returns 403 `SecretDisabled` when the latest version is disabled, but
-    /// lowkey-vault reportedly returns 404 as for a missing secret (not run here). A 404 is
+    /// the lowkey-vault emulator reportedly returns 404 as for a missing secret. A 404 is
     /// therefore followed by a version listing, and a secret that has versions is reported
-    /// as disabled.
+    /// as disabled. Only the 403 path is tested.
     async fn latest(&self) -> Result<Option<Secret>, ProviderError> {
         if let Some(latest) = self.get(None).await? {
             return Ok(Some(latest));

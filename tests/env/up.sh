@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts rotor's local test environment on 127.0.0.1: etcd, kube-apiserver,
-# kube-controller-manager and moto. Builds or installs each component on first use and
+# kube-controller-manager, moto and the in-repository Google Secret Manager and Azure Key
+# Vault emulators. Builds or installs each component on first use and
 # caches it under ${ROTOR_TESTENV_CACHE:-~/.cache/rotor/testenv}. Safe to run twice: a
 # running environment is checked and reported, not restarted.
 #
@@ -201,6 +202,42 @@ start_gcp_emulator() {
   wait_until "gcp-secret-manager" 60 curl -fsS -o /dev/null "http://127.0.0.1:$port/v1/projects/health/secrets"
 }
 
+# Issues the Key Vault emulator's server certificate for localhost and 127.0.0.1 from the
+# test CA, and writes a CA bundle of the system roots and the test CA for clients that read
+# SSL_CERT_FILE.
+generate_azure_pki() {
+  local pki="$state/pki"
+  [[ -f "$pki/azure-key-vault.crt" && -f "$pki/ca-bundle.crt" ]] && return
+  (
+    cd "$pki"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+      -keyout azure-key-vault.key -out azure-key-vault.csr 2>/dev/null
+    # rustls accepts only X.509 v3 certificates, and the extensions below make this one v3.
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' >azure-key-vault.ext
+    openssl x509 -req -in azure-key-vault.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile azure-key-vault.ext -out azure-key-vault.crt 2>/dev/null
+    cat /etc/ssl/certs/ca-certificates.crt ca.crt >ca-bundle.crt
+  )
+}
+
+# Builds and starts the in-repository Azure Key Vault emulator over HTTPS, then appends its
+# URL and the CA bundle to env.sh. A request without a bearer token gets 401, which counts
+# as healthy.
+start_azure_emulator() {
+  local pki="$state/pki" port
+  (cd "$repo" && cargo build --quiet -p azure-key-vault-emulator)
+  generate_azure_pki
+  port="$(free_port)"
+  start_process azure-key-vault "$repo/target/debug/azure-key-vault-emulator" --listen "127.0.0.1:$port" \
+    --tls-cert "$pki/azure-key-vault.crt" --tls-key "$pki/azure-key-vault.key"
+  echo "$port" >"$run/azure-key-vault.port"
+  {
+    echo "export ROTOR_AZURE_VAULT_URL=\"https://localhost:$port\""
+    echo "export SSL_CERT_FILE=\"$pki/ca-bundle.crt\""
+  } >>"$state/env.sh"
+  wait_until "azure-key-vault" 60 curl -sS -o /dev/null --cacert "$pki/ca.crt" "https://localhost:$port/secrets?api-version=2025-07-01"
+}
+
 report() {
   local etcd_port api_port kcm_port moto_port
   etcd_port="$(cat "$run/etcd.port")"
@@ -212,12 +249,13 @@ report() {
   echo "kube-controller-manager $k8s_version  https://127.0.0.1:$kcm_port"
   echo "moto                    $moto_version   http://127.0.0.1:$moto_port"
   echo "gcp-secret-manager      in-repo  http://127.0.0.1:$(cat "$run/gcp-secret-manager.port")"
+  echo "azure-key-vault         in-repo  https://localhost:$(cat "$run/azure-key-vault.port")"
   echo "kubectl, helm           $k8s_version, $helm_version  $k8s_bin, $helm_bin"
   echo "environment: source $state/env.sh"
 }
 
 main() {
-  if all_running etcd kube-apiserver kube-controller-manager moto gcp-secret-manager \
+  if all_running etcd kube-apiserver kube-controller-manager moto gcp-secret-manager azure-key-vault \
     && "$k8s_bin/kubectl" --kubeconfig="$state/kubeconfig" get --raw /readyz >/dev/null 2>&1; then
     report
     return
@@ -232,6 +270,7 @@ main() {
   start_controller_manager
   start_moto
   start_gcp_emulator
+  start_azure_emulator
   report
 }
 

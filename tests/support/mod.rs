@@ -53,13 +53,10 @@ impl TestEnv {
         client
     }
 
-    /// Returns the https URL of lowkey-vault's default vault, which `up.sh` starts when
-    /// `ROTOR_TESTENV_AZURE=1`.
+    /// Returns the https URL of the Key Vault emulator that `up.sh` starts on 127.0.0.1.
     pub fn azure_vault_url(&self) -> String {
-        std::env::var("ROTOR_AZURE_VAULT_URL").expect(
-            "ROTOR_AZURE_VAULT_URL is not set: start the test environment with \
-             ROTOR_TESTENV_AZURE=1 tests/env/up.sh, then run `source target/testenv/env.sh`",
-        )
+        std::env::var("ROTOR_AZURE_VAULT_URL")
+            .expect("ROTOR_AZURE_VAULT_URL is not set: run `source target/testenv/env.sh`")
     }
 
     /// Returns the http URL of the Google Secret Manager emulator that `up.sh` starts on
