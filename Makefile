@@ -16,7 +16,7 @@ lint:
 
 unit:
 	cargo test --workspace --lib --bins
-	cargo test -p gcp-secret-manager-emulator --tests
+	cargo test -p gcp-secret-manager-emulator -p azure-key-vault-emulator --tests
 
 env-up:
 	tests/env/up.sh
