@@ -144,6 +144,10 @@ impl AzureFactory {
 
         let credential = match credentials {
             Some(credentials) => client_secret_credential(credentials)?,
+            // NOTE: a vault on a loopback address cannot be Azure, only an emulator that
+            // accepts any bearer token (such as the one in emulators/azure-key-vault), so it
+            // gets a fixed token instead of a token request to Entra ID.
+            None if is_loopback_host(host) => Arc::new(LoopbackEmulatorCredential),
             None => self.default_credential.clone().map_err(|error| {
                 invalid(format!(
                     "Azure Workload Identity is not configured ({error}); set AZURE_CLIENT_ID, \
@@ -171,6 +175,31 @@ impl AzureFactory {
             owner: owner.clone(),
             observer: self.observer.clone(),
         })
+    }
+}
+
+/// Returns true for `localhost` and loopback IP addresses.
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Issues a fixed bearer token, for Key Vault emulators on a loopback address.
+#[derive(Debug)]
+struct LoopbackEmulatorCredential;
+
+#[async_trait]
+impl TokenCredential for LoopbackEmulatorCredential {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        let expires = azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1);
+        Ok(azure_core::credentials::AccessToken::new(
+            "rotor-loopback-emulator",
+            expires,
+        ))
     }
 }
 
