@@ -338,11 +338,12 @@ async fn publish(
         _ => false,
     };
 
-    let rotator = build_rotator(object, ctx).await?;
     let mut target_resource_version = target
         .as_ref()
         .and_then(|secret| secret.metadata.resource_version.clone());
+    // Only a write needs the cloud, and with it the credentials Secret.
     if !up_to_date {
+        let rotator = build_rotator(object, ctx).await?;
         let value = rotator
             .read(&VersionId::new(current.clone()))
             .await
@@ -374,7 +375,7 @@ async fn publish(
         rotate_request: None,
         target_resource_version,
     };
-    let next = status::succeeded(&status, &success, &status_context(object, Some(rotator.as_ref()), now));
+    let next = status::succeeded(&status, &success, &status_context(object, None, now));
     patch_status_if_changed(object, next, ctx).await?;
     Ok(requeue_at(success.next_rotation_time, now))
 }
@@ -430,7 +431,7 @@ async fn get_target(object: &SecretRotation, ctx: &Context) -> Result<Option<Sec
         .map_err(|error| forbidden_or_kube(object, "read", &object.spec.target.name, error))
 }
 
-/// Turns a 403 answer into a [`Failure`] that tells the user which permission rotor lacks;
+/// Turns a 403 response into a [`Failure`] that tells the user which permission rotor lacks;
 /// other errors stay controller errors and are retried.
 fn forbidden_or_kube(object: &SecretRotation, verb: &str, secret: &str, error: kube::Error) -> StepError {
     match error {
@@ -551,7 +552,7 @@ async fn publish_event(
     }
 }
 
-/// A reference to the target Secret at `resource_version`.
+/// Builds a reference to the target Secret at `resource_version`.
 fn secret_reference(object: &SecretRotation, resource_version: Option<String>) -> ObjectReference {
     ObjectReference {
         api_version: Some("v1".to_owned()),
