@@ -23,11 +23,10 @@ use google_cloud_secretmanager_v1::client::SecretManagerService;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
-use rotor::api::{SecretRotation, SecretRotationSpec};
-use rotor::providers::azure::{AzureFactory, PREVIOUS_VERSION_TAG};
-use rotor::providers::{Owner, RotatorFactory};
+use rotor::api::SecretRotation;
+use rotor::providers::RotatorFactory;
+use rotor::providers::azure::PREVIOUS_VERSION_TAG;
 use rotor::rotation::memory::MemoryStore;
-use rotor::rotation::{Credentials, ProviderError, Rotator};
 use support::harness::{self, FreezeAfter, Instrumented};
 
 /// What the suite needs to know about one provider's cloud secret.
@@ -271,7 +270,7 @@ impl Cloud for Gcp {
     }
 
     async fn break_secret(&self) -> &'static str {
-        // The emulator's test hook stands in for an IAM policy that denies rotor.
+        // The emulator's test hook replaces an IAM policy that denies rotor.
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let address = self.endpoint.trim_start_matches("http://");
         let mut stream = tokio::net::TcpStream::connect(address)
@@ -289,8 +288,9 @@ impl Cloud for Gcp {
     }
 }
 
-/// A credential that returns a fixed bearer token without calling Microsoft Entra ID. The
-/// Key Vault emulator accepts any bearer token after its 401 challenge.
+/// A credential that returns a fixed bearer token without calling Microsoft Entra ID, for
+/// the suite's own Key Vault client. The emulator accepts any bearer token after its 401
+/// challenge.
 #[derive(Debug)]
 struct EmulatorCredential;
 
@@ -308,32 +308,12 @@ impl TokenCredential for EmulatorCredential {
     }
 }
 
-/// Builds Azure rotators with [`EmulatorCredential`], because the controller's real
-/// factory uses Azure Workload Identity.
-struct AzureRotators(AzureFactory);
-
-impl RotatorFactory for AzureRotators {
-    fn rotator(
-        &self,
-        spec: &SecretRotationSpec,
-        owner: &Owner,
-        credentials: Option<&Credentials>,
-    ) -> Result<Box<dyn Rotator>, ProviderError> {
-        let Some(azure) = spec.provider.azure.as_ref() else {
-            return Err(ProviderError::InvalidConfig {
-                secret: String::new(),
-                message: "the Azure conformance factory handles only spec.provider.azure".to_owned(),
-            });
-        };
-        Ok(Box::new(self.0.rotator(azure, credentials, owner)?))
-    }
-}
-
 /// Azure Key Vault on the in-repository emulator, over HTTPS.
 struct Azure {
     client: SecretClient,
     vault_url: String,
     secret_name: String,
+    rotators: Arc<dyn RotatorFactory>,
 }
 
 impl Azure {
@@ -345,10 +325,13 @@ impl Azure {
         };
         let client = SecretClient::new(&vault_url, Arc::new(EmulatorCredential), Some(options))
             .expect("builds a Key Vault client for the emulator");
+        // The real factory gives a vault on a loopback address a fixed token, so the
+        // controller reaches the emulator the way `rotor run` does.
         Self {
             client,
             vault_url,
             secret_name,
+            rotators: harness::cloud_providers().await,
         }
     }
 
@@ -371,9 +354,7 @@ impl Cloud for Azure {
     }
 
     fn rotators(&self) -> Arc<dyn RotatorFactory> {
-        Arc::new(AzureRotators(AzureFactory::with_credential(Arc::new(
-            EmulatorCredential,
-        ))))
+        self.rotators.clone()
     }
 
     async fn create_existing(&self, value: &str) {
