@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The README's demo: starts the local test environment, installs the CRD, runs rotor
-# against it, applies the AWS, Azure and GCP samples from config/samples/ with a one-minute
-# interval, pointed at the environment's emulators, and shows the SecretRotations and each
-# Secret's rotor.dev/version as they change.
+# The README's demo. It starts the local test environment, installs the CRD and runs rotor
+# against it. It applies the AWS, Azure and GCP samples from config/samples/ with a
+# one-minute interval, pointed at the environment's emulators, and shows the
+# SecretRotations and each Secret's rotor.dev/version as they change.
 #
 # DEMO_SECONDS (default 150) sets how long the watch runs. rotor keeps running afterwards;
 # `make env-down` stops it together with the environment.

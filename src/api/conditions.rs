@@ -6,7 +6,7 @@ use std::fmt;
 /// `status.conditions[].type` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConditionType {
-    /// The Secret holds the current value and the schedule is healthy.
+    /// The Secret contains the current value and the schedule is healthy.
     Ready,
     /// A rotation is in flight.
     Rotating,
@@ -43,7 +43,7 @@ impl ConditionStatus {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Reason {
     // Ready=True.
-    /// The Secret holds the current cloud version.
+    /// The Secret contains the current cloud version.
     Rotated,
     /// Ready=True while `suspend` is set.
     Suspended,
@@ -74,7 +74,7 @@ pub enum Reason {
     CloudSecretDeleted,
     /// A cloud version that rotor recorded no longer exists.
     CloudVersionNotFound,
-    /// Any other cloud error, such as a network failure or a 5xx answer.
+    /// Any other cloud error, such as a network failure or a 5xx response.
     CloudError,
     /// The target Secret exists and rotor did not create it.
     TargetNotOwned,

@@ -56,7 +56,7 @@ pub struct SecretRotationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
 
-    /// The cloud secret store that holds the secret. Exactly one provider must be set.
+    /// The cloud secret store that contains the secret. Exactly one provider must be set.
     pub provider: ProviderSpec,
 
     /// How a new secret value is made.
@@ -66,7 +66,7 @@ pub struct SecretRotationSpec {
     pub target: TargetSpec,
 }
 
-/// The cloud secret store that holds the rotated secret.
+/// The cloud secret store that contains the rotated secret.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new("[has(self.aws), has(self.azure), has(self.gcp)].filter(x, x).size() == 1").message("exactly one provider must be set"))]
 #[serde(rename_all = "camelCase")]
@@ -256,7 +256,7 @@ pub struct TargetSpec {
     )]
     pub name: String,
 
-    /// Data key that holds the value. Defaults to `password`.
+    /// Data key that contains the value. Defaults to `password`.
     #[serde(default = "default_target_key")]
     #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
     pub key: String,
@@ -287,7 +287,7 @@ fn default_target_key() -> String {
     "password".to_owned()
 }
 
-/// Who owns the target Secret.
+/// Ownership of the target Secret.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum CreationPolicy {
     /// rotor creates and owns the Secret; it is garbage-collected with the `SecretRotation`.
@@ -412,7 +412,7 @@ pub enum RotationStep {
     Publish,
 }
 
-/// Why a rotation started.
+/// Cause of a rotation.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum RotationTrigger {
     /// No value has been rotated yet.
@@ -426,7 +426,7 @@ pub enum RotationTrigger {
 }
 
 impl RotationTrigger {
-    /// The `Rotating` condition reason for this trigger.
+    /// Returns the `Rotating` condition reason for this trigger.
     pub fn reason(self) -> Reason {
         match self {
             Self::Initial => Reason::Initial,
@@ -470,7 +470,8 @@ impl SelectedProvider<'_> {
 }
 
 impl ProviderSpec {
-    /// The configured provider. `None` only for a spec without any, which admission rejects.
+    /// Returns the configured provider, or `None` for a spec without one, which admission
+    /// rejects.
     pub fn selected(&self) -> Option<SelectedProvider<'_>> {
         if let Some(aws) = &self.aws {
             return Some(SelectedProvider::Aws(aws));
@@ -513,7 +514,7 @@ impl ProviderSpec {
         }
     }
 
-    /// The credentials Secret the provider's `auth` names, if any.
+    /// Returns the credentials Secret that the provider's `auth` names, if any.
     pub fn credentials_ref(&self) -> Option<&SecretReference> {
         match self.selected()? {
             SelectedProvider::Aws(aws) => aws.auth.as_ref()?.secret_ref.as_ref(),
@@ -523,8 +524,8 @@ impl ProviderSpec {
     }
 }
 
-/// The CustomResourceDefinition of `SecretRotation`, as `rotor crd` prints it and `crds/`
-/// holds it. Descriptions come from the `///` comments with their line wrapping undone, so
+/// Builds the CustomResourceDefinition of `SecretRotation`, as `rotor crd` prints it and
+/// `crds/` contains it. Descriptions come from the `///` comments with their line wrapping undone, so
 /// that `kubectl explain` reflows them.
 pub fn crd() -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
     use kube::CustomResourceExt;

@@ -11,10 +11,10 @@ const JITTER_FRACTION: u32 = 10;
 const JITTER_CAP: Duration = Duration::from_secs(3600);
 /// Delay after the first failure; it doubles with each further failure.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
-/// Longest delay between two attempts of a failing object.
+/// Maximum delay between two attempts of a failing object.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(3600);
 
-/// How much earlier than `interval` an object rotates: a fixed offset in
+/// Returns how much earlier than `interval` an object rotates: a fixed offset in
 /// `[0, min(interval / 10, 1h))` derived from the object's UID, so that objects created
 /// together spread out and a restart of rotor does not reshuffle them.
 pub fn jitter(uid: &str, interval: Duration) -> Duration {
@@ -55,7 +55,7 @@ pub fn add(time: Timestamp, duration: Duration) -> Timestamp {
         .unwrap_or(Timestamp::MAX)
 }
 
-/// How long from `now` until `time`; zero when `time` has passed.
+/// Returns the time from `now` until `time`, or zero when `time` has passed.
 pub fn until(now: Timestamp, time: Timestamp) -> Duration {
     Duration::try_from(time.duration_since(now)).unwrap_or(Duration::ZERO)
 }

@@ -528,7 +528,7 @@ impl AwsRotator {
         let started = Instant::now();
         let result = call.await;
         if let Some(observer) = &self.observer {
-            // A missing secret is an expected answer before the first rotation, so it gets
+            // A missing secret is an expected response before the first rotation, so it gets
             // its own outcome instead of counting as a cloud error.
             let outcome = match &result {
                 Ok(_) => "success",

@@ -684,7 +684,7 @@ mod tests {
 
     #[test]
     fn disabled_secret_maps_to_secret_disabled() {
-        // Key Vault's answer to a GET on a disabled secret: 403 with the inner code.
+        // Key Vault's response to a GET on a disabled secret: 403 with the inner code.
         let body = r#"{"error":{"code":"Forbidden","message":"Operation get is not allowed on a disabled secret.","innererror":{"code":"SecretDisabled"}}}"#;
         let error = map(&http_error(403, Some("Forbidden"), body), None);
         let ProviderError::SecretDisabled { message, .. } = error else {

@@ -30,9 +30,9 @@ pub const MANAGED_BY_TAG: &str = "app.kubernetes.io/managed-by";
 /// Tag key naming the owning `SecretRotation` as `namespace/name`.
 pub const OWNER_TAG: &str = "rotor.dev/owner";
 
-/// Builds the [`Rotator`] for a spec. The controller holds one factory for its lifetime.
+/// Builds the [`Rotator`] for a spec. The controller keeps one factory for its lifetime.
 pub trait RotatorFactory: Send + Sync {
-    /// A rotator for the cloud secret `spec.provider` names, using `credentials` when the
+    /// Builds a rotator for the cloud secret `spec.provider` names, using `credentials` when the
     /// spec references a credentials Secret.
     fn rotator(
         &self,

@@ -68,8 +68,8 @@ fn generate_password<R: Rng + ?Sized>(spec: &PasswordGenerator, rng: &mut R) -> 
     Ok(SecretValue::new(chars.into_iter().collect()))
 }
 
-/// The enabled character classes, each without the excluded characters; empty classes are
-/// dropped.
+/// Returns the enabled character classes, each without the excluded characters. Empty
+/// classes are dropped.
 fn character_classes(spec: &PasswordGenerator) -> Result<Vec<Vec<char>>, GeneratorError> {
     let excluded = spec.exclude_characters.as_deref().unwrap_or_default();
     let classes: Vec<Vec<char>> = [

@@ -50,7 +50,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// A rotator for the secret `name` in this store.
+    /// Returns a rotator for the secret `name` in this store.
     pub fn rotator(&self, name: &str) -> MemoryRotator {
         MemoryRotator {
             store: self.clone(),

@@ -22,7 +22,7 @@ impl SecretValue {
         Self(value)
     }
 
-    /// The value itself, for writing to a cloud API or a Kubernetes Secret only.
+    /// Returns the value itself, for writing to a cloud API or a Kubernetes Secret only.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -40,7 +40,7 @@ impl fmt::Debug for SecretValue {
 pub struct RotationId(String);
 
 impl RotationId {
-    /// A new random rotation id: a UUID, which fits AWS's 32–64 character token limit.
+    /// Generates a random rotation id: a UUID, which fits AWS's 32–64 character token limit.
     pub fn generate() -> Self {
         Self(uuid::Uuid::new_v4().to_string())
     }
@@ -172,7 +172,7 @@ impl ProviderError {
         }
     }
 
-    /// What the user can do about the error, for condition messages.
+    /// Returns what the user can do about the error, for condition messages.
     pub fn remedy(&self) -> &'static str {
         match self {
             Self::AuthFailed { .. } => "grant rotor's identity access to the secret or fix the credentials Secret",
@@ -208,7 +208,7 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// The value of `key`, or a [`ProviderError::CredentialsNotFound`] naming the key.
+    /// Returns the value of `key`, or a [`ProviderError::CredentialsNotFound`] naming the key.
     pub fn require(&self, key: &str) -> Result<&SecretValue, ProviderError> {
         self.data.get(key).ok_or_else(|| ProviderError::CredentialsNotFound {
             name: self.source.clone(),

@@ -38,7 +38,7 @@ pub fn testenv() -> TestEnv {
 }
 
 impl TestEnv {
-    /// A Kubernetes client for the test API server's admin user.
+    /// Returns a Kubernetes client for the test API server's admin user.
     pub async fn kube_client(&self) -> kube::Client {
         let kubeconfig =
             kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("reads target/testenv/kubeconfig");
@@ -65,7 +65,7 @@ impl TestEnv {
         std::env::var("ROTOR_GCP_ENDPOINT").expect("ROTOR_GCP_ENDPOINT is not set: run `source target/testenv/env.sh`")
     }
 
-    /// An AWS SDK config pointing at the test environment's moto server.
+    /// Returns an AWS SDK config pointing at the test environment's moto server.
     pub async fn aws_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.aws_endpoint)
@@ -254,7 +254,7 @@ pub mod harness {
         }
     }
 
-    /// The real cloud providers, configured from the environment that `env.sh` exports.
+    /// Returns the real cloud providers, configured from the environment that `env.sh` exports.
     pub async fn cloud_providers() -> Arc<dyn RotatorFactory> {
         Arc::new(rotor::providers::CloudProviders::from_env(Arc::new(Metrics::new())).await)
     }
@@ -300,7 +300,8 @@ pub mod harness {
         name
     }
 
-    /// The value under `key` of Secret `name`, or `None` when the Secret or key is missing.
+    /// Returns the value under `key` of Secret `name`, or `None` when the Secret or key is
+    /// missing.
     pub async fn secret_value(client: &Client, namespace: &str, name: &str, key: &str) -> Option<String> {
         let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
         let secret = secrets.get_opt(name).await.expect("reads the Secret")?;

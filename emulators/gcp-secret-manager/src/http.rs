@@ -237,7 +237,7 @@ pub async fn handle(State(store): State<SharedStore>, method: Method, uri: Uri, 
 
 /// Path prefix of the test hook that denies or allows all requests on one secret:
 /// `POST /emulator/deny/projects/P/secrets/S` denies, `DELETE` on the same path allows again.
-/// Real Secret Manager has no such endpoint; it stands in for an IAM policy change.
+/// Real Secret Manager has no such endpoint. It replaces an IAM policy change in tests.
 const DENY_HOOK: &str = "/emulator/deny/";
 
 fn deny_hook(store: &SharedStore, method: &Method, target: &str) -> Response {
@@ -261,7 +261,7 @@ fn deny_hook(store: &SharedStore, method: &Method, target: &str) -> Response {
     json_response(StatusCode::OK, &serde_json::json!({}), false)
 }
 
-/// The (project, secret) a `/v1/projects/P/secrets/S...` path names, if any.
+/// Returns the (project, secret) that a `/v1/projects/P/secrets/S...` path names, if any.
 fn secret_of(path: &str) -> Option<(String, String)> {
     let mut segments = path.strip_prefix("/v1/projects/")?.split('/');
     let project = segments.next()?;
